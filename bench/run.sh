@@ -1,0 +1,453 @@
+#!/usr/bin/env bash
+# Postern vs Postfix throughput / CPU / idle-memory benchmark.
+#
+#   bench/run.sh                      full run (both servers), ~5-8 minutes
+#   BENCH_QUICK=1 bench/run.sh        smoke test with tiny message counts
+#   BENCH_ONLY=postfix bench/run.sh   only Postfix (BENCH_ONLY=postern: only Postern)
+#
+# Prints a markdown table on stdout and writes it to bench/out/latest.md.
+# Everything (configs, queues, logs) lives in bench/out/. See bench/README.md.
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+OUT=$BENCH_DIR/out
+LOGS=$OUT/logs
+
+# ---------------------------------------------------------------- settings --
+ONLY=${BENCH_ONLY:-both}                      # both | postfix | postern
+QUICK=${BENCH_QUICK:-0}
+CONCURRENCIES=${BENCH_CONCURRENCY:-"1 10 50"}
+SIZE_SMALL=${BENCH_SIZE_SMALL:-1024}          # smtp-source -l: body bytes, headers not included
+SIZE_LARGE=${BENCH_SIZE_LARGE:-102400}
+if [[ $QUICK == 1 ]]; then
+  d_small=200 d_small_c1=100 d_large=100 d_large_c1=50 d_warm=50 d_idle=100
+else
+  d_small=15000 d_small_c1=6000 d_large=8000 d_large_c1=3000 d_warm=500 d_idle=1000
+fi
+MSGS_SMALL=${BENCH_MESSAGES_SMALL:-$d_small}            # 1 KiB, sessions > 1
+MSGS_SMALL_C1=${BENCH_MESSAGES_SMALL_C1:-$d_small_c1}   # 1 KiB, 1 session
+MSGS_LARGE=${BENCH_MESSAGES_LARGE:-$d_large}            # 100 KiB, sessions > 1
+MSGS_LARGE_C1=${BENCH_MESSAGES_LARGE_C1:-$d_large_c1}   # 100 KiB, 1 session
+WARMUP=${BENCH_WARMUP:-$d_warm}               # messages sent before measuring (JIT, process pools)
+IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}         # seconds, per smtp-source run
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}      # seconds to wait for the server to go idle after a run
+REUSE=${BENCH_REUSE:-0}                       # 1: smtp-source -d (many messages per connection)
+SKIP_BUILD=${BENCH_SKIP_BUILD:-0}
+PF_PORT=${BENCH_POSTFIX_PORT:-10025}
+PN_PORT=${BENCH_POSTERN_PORT:-10026}
+SENDER=${BENCH_FROM:-bench@bench.test}
+RCPT=${BENCH_RCPT:-user@bench.test}
+RCPT_PASSWORD=bench-Password-4711
+
+PF_DIR=$OUT/postfix
+PF_CONF=$PF_DIR/conf
+PN_DATA=$OUT/postern-data
+PN_CONF=$OUT/postern.json
+PN_DLL=$ROOT/src/Postern/bin/Release/net10.0/postern.dll
+# command that runs Postern; override e.g. with a published binary (implies BENCH_SKIP_BUILD=1)
+if [[ -n ${BENCH_POSTERN_CMD:-} ]]; then read -r -a POSTERN <<<"$BENCH_POSTERN_CMD"; SKIP_BUILD=1; else POSTERN=(dotnet "$PN_DLL"); fi
+SMTP_SOURCE=/usr/sbin/smtp-source
+PROCSTAT=(python3 "$BENCH_DIR/procstat.py")
+
+case $ONLY in both|postfix|postern) ;; *) echo "BENCH_ONLY must be both, postfix or postern" >&2; exit 2 ;; esac
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }   # calc FORMAT EXPRESSION, e.g. calc %.1f '3 / 2'  -> 1.5
+
+mkdir -p "$OUT" "$LOGS"
+[[ $EUID -eq 0 ]] || die "run as root (Postfix needs it)"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+(( $(ulimit -n) >= IDLE_CONNS + 256 )) || die "ulimit -n $(ulimit -n) too small for $IDLE_CONNS connections"
+
+# ------------------------------------------------------------ cleanup trap --
+PN_PID=""
+PF_STARTED=0
+cleanup() {
+  set +e
+  if [[ -n $PN_PID ]]; then stop_postern; fi
+  if [[ $PF_STARTED == 1 ]]; then stop_postfix; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ------------------------------------------------------------ dependencies --
+ensure_postfix() {
+  # An apt run started elsewhere (log /tmp/apt.log ending in a "done" line) may still be busy.
+  local waited=0
+  if [[ -f /tmp/apt.log ]]; then
+    while ! tail -n 1 /tmp/apt.log | grep -q '^done' && (( waited < 900 )); do
+      (( waited % 30 == 0 )) && log "waiting for the apt run logging to /tmp/apt.log to finish..."
+      sleep 2; waited=$((waited + 2))
+    done
+  fi
+  if [[ -x $SMTP_SOURCE && -x /usr/sbin/postfix ]]; then return; fi
+  waited=0
+  while pgrep -x apt-get >/dev/null || pgrep -x apt >/dev/null || pgrep -x dpkg >/dev/null; do
+    (( waited < 900 )) || die "apt/dpkg still busy after 900 s"
+    (( waited % 30 == 0 )) && log "waiting for a running apt/dpkg to finish..."
+    sleep 2; waited=$((waited + 2))
+  done
+  if [[ ! -x $SMTP_SOURCE || ! -x /usr/sbin/postfix ]]; then
+    log "installing postfix (for postfix + smtp-source)"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >"$LOGS/apt.log" 2>&1 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update >>"$LOGS/apt.log" 2>&1 &&
+        DEBIAN_FRONTEND=noninteractive apt-get install -y postfix >>"$LOGS/apt.log" 2>&1; } ||
+      die "apt-get install postfix failed, see $LOGS/apt.log"
+  fi
+  [[ -x $SMTP_SOURCE ]] || die "$SMTP_SOURCE missing after installing postfix"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port pid-to-watch(optional) timeout
+  local port=$1 pid=${2:-} t=${3:-60} i=0
+  while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    (( i < t * 5 )) || return 1
+    sleep 0.2; i=$((i + 1))
+  done
+}
+
+# One SMTP transaction with Python's smtplib, printing the failing reply if any.
+probe() { # port rcpt
+  python3 - "$1" "$2" "$SENDER" <<'EOF'
+import smtplib, sys
+port, rcpt, sender = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+try:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="probe.bench.test", timeout=30) as s:
+        s.ehlo()
+        code, msg = s.mail(sender)
+        if code != 250: raise SystemExit(f"MAIL FROM: {code} {msg.decode()}")
+        code, msg = s.rcpt(rcpt)
+        if code not in (250, 251): raise SystemExit(f"RCPT TO:<{rcpt}>: {code} {msg.decode()}")
+        code, msg = s.data(b"Subject: bench probe\r\nFrom: <%s>\r\nTo: <%s>\r\n\r\nprobe\r\n" % (sender.encode(), rcpt.encode()))
+        if code != 250: raise SystemExit(f"DATA: {code} {msg.decode()}")
+        print(f"250 {msg.decode()}")
+except (OSError, smtplib.SMTPException) as e:
+    raise SystemExit(f"{type(e).__name__}: {e}")
+EOF
+}
+
+# ----------------------------------------------------------------- Postfix --
+pf_master_pid() {
+  local f=$PF_DIR/queue/pid/master.pid
+  [[ -f $f ]] && tr -d ' \n' <"$f"
+}
+
+stop_postfix() {
+  local pid
+  pid=$(pf_master_pid || true)
+  [[ -d $PF_CONF ]] && postfix -c "$PF_CONF" stop >>"$LOGS/postfix-ctl.log" 2>&1
+  if [[ -n $pid ]]; then
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  fi
+  PF_STARTED=0
+}
+
+start_postfix() {
+  # A previous, interrupted run may have left our private instance running.
+  if [[ -n $(pf_master_pid 2>/dev/null || true) ]] && kill -0 "$(pf_master_pid)" 2>/dev/null; then
+    log "stopping a leftover private Postfix instance"; stop_postfix
+  fi
+  port_free "$PF_PORT" || die "127.0.0.1:$PF_PORT is already in use"
+  rm -rf "$PF_DIR"
+  mkdir -p "$PF_CONF" "$PF_DIR/queue" "$PF_DIR/data"
+  chown postfix: "$PF_DIR/data"; chmod 700 "$PF_DIR/data"
+  cat >"$PF_CONF/main.cf" <<EOF
+# Private Postfix instance for bench/run.sh: loopback only, durable queue, discard delivery.
+compatibility_level = 3.6
+queue_directory = $PF_DIR/queue
+data_directory = $PF_DIR/data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-bench
+maillog_file = $PF_DIR/maillog
+maillog_file_prefixes = $PF_DIR
+myhostname = postfix.bench.test
+mydomain = bench.test
+myorigin = bench.test
+mydestination = bench.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+# accept any local part of bench.test, deliver everything to the discard transport
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard:bench
+default_transport = discard:bench
+relay_transport = discard:bench
+virtual_transport = discard:bench
+# nothing slow or irrelevant
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_client_restrictions =
+smtpd_helo_restrictions =
+smtpd_sender_restrictions =
+smtpd_recipient_restrictions =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+smtpd_banner = \$myhostname ESMTP
+# queue files are fsync'd by cleanup before 250 (Postfix default, not changed here)
+EOF
+  # master.cf: the stock services, no chroot, smtpd only on 127.0.0.1:$PF_PORT
+  cat >"$PF_CONF/master.cf" <<EOF
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+  log "starting private Postfix on 127.0.0.1:$PF_PORT (config $PF_CONF)"
+  postfix -c "$PF_CONF" check >>"$LOGS/postfix-ctl.log" 2>&1 || die "postfix check failed, see $LOGS/postfix-ctl.log"
+  postfix -c "$PF_CONF" start >>"$LOGS/postfix-ctl.log" 2>&1 || die "postfix start failed, see $LOGS/postfix-ctl.log"
+  PF_STARTED=1
+  wait_port "$PF_PORT" "" 30 || die "Postfix does not listen on $PF_PORT, see $PF_DIR/maillog"
+  SERVER_PID=$(pf_master_pid)
+  [[ -n $SERVER_PID ]] || die "no Postfix master pid"
+}
+
+# ----------------------------------------------------------------- Postern --
+build_postern() {
+  if [[ $SKIP_BUILD != 1 ]]; then
+    log "building Postern (Release)"
+    (cd "$ROOT" && dotnet build -c Release src/Postern/Postern.csproj) >"$LOGS/postern-build.log" 2>&1 ||
+      { tail -n 30 "$LOGS/postern-build.log" >&2; log "Postern build failed, see $LOGS/postern-build.log"; return 1; }
+  fi
+  [[ -n ${BENCH_POSTERN_CMD:-} || -f $PN_DLL ]] || { log "$PN_DLL not found"; return 1; }
+}
+
+write_postern_config() {
+  cat >"$PN_CONF" <<EOF
+{
+  "Hostname": "bench.test",
+  "DataDirectory": "$PN_DATA",
+  "Domains": ["bench.test"],
+  "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:$PN_PORT", "Role": "mx" } ],
+  "Tls": { "Generate": true },
+  "Relay": { "TrustedNetworks": ["127.0.0.0/8"] },
+  "Limits": { "MaxConnections": 3000, "MaxConnectionsPerIp": 3000 },
+  "Accounts": { "PasswdFile": "passwd" },
+  "Aliases": {},
+  "Delivery": { "Discard": true }
+}
+EOF
+}
+
+start_postern() { # fresh: 1 = wipe the data directory first
+  port_free "$PN_PORT" || { log "127.0.0.1:$PN_PORT is already in use"; return 1; }
+  if [[ ${1:-0} == 1 ]]; then
+    rm -rf "$PN_DATA"; mkdir -p "$PN_DATA"
+    write_postern_config
+    # the benchmark recipient must be a known local account (unknown local part -> 550 5.1.1)
+    if [[ $RCPT == *@bench.test && ${RCPT%@*} != postmaster ]]; then
+      "${POSTERN[@]}" user add "$RCPT" --password-stdin --config "$PN_CONF" \
+        <<<"$RCPT_PASSWORD" >>"$LOGS/postern-user.log" 2>&1 ||
+        log "warning: 'postern user add $RCPT' failed (see $LOGS/postern-user.log)"
+    fi
+  fi
+  log "starting Postern on 127.0.0.1:$PN_PORT"
+  "${POSTERN[@]}" serve --config "$PN_CONF" >>"$OUT/postern.log" 2>&1 &
+  PN_PID=$!
+  if ! wait_port "$PN_PORT" "$PN_PID" 90; then
+    tail -n 20 "$OUT/postern.log" >&2
+    log "Postern did not start listening on $PN_PORT (log: $OUT/postern.log)"
+    stop_postern; return 1
+  fi
+  SERVER_PID=$PN_PID
+}
+
+stop_postern() {
+  [[ -n $PN_PID ]] || return 0
+  kill -TERM "$PN_PID" 2>/dev/null || true
+  for _ in $(seq 75); do kill -0 "$PN_PID" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$PN_PID" 2>/dev/null; then log "Postern ignored SIGTERM for 15 s, killing"; kill -KILL "$PN_PID" 2>/dev/null || true; fi
+  wait "$PN_PID" 2>/dev/null || true
+  PN_PID=""
+}
+
+# ------------------------------------------------------------- measurement --
+declare -A RATE CPU SECS MSGS
+FAILED=0
+NOTES=()
+
+msgs_for() { # size conc
+  if [[ $1 == "$SIZE_SMALL" ]]; then
+    if [[ $2 == 1 ]]; then echo "$MSGS_SMALL_C1"; else echo "$MSGS_SMALL"; fi
+  else
+    if [[ $2 == 1 ]]; then echo "$MSGS_LARGE_C1"; else echo "$MSGS_LARGE"; fi
+  fi
+}
+
+smtp_source() { # port sessions messages size rcpt logfile
+  local flags=(-4 -s "$2" -m "$3" -l "$4" -f "$SENDER" -t "$5" -M client.bench.test)
+  [[ $REUSE == 1 ]] && flags+=(-d)
+  timeout "$RUN_TIMEOUT" "$SMTP_SOURCE" "${flags[@]}" "127.0.0.1:$1" >"$6" 2>&1
+}
+
+run_suite() { # name port pid rcpt
+  local name=$1 port=$2 pid=$3 rcpt=$4 size conc n key log c0 c1 t0 t1 secs
+  log "$name: warm-up, $WARMUP messages"
+  smtp_source "$port" 10 "$WARMUP" "$SIZE_SMALL" "$rcpt" "$LOGS/$name-warmup.log" ||
+    { log "$name: warm-up failed: $(tail -n 3 "$LOGS/$name-warmup.log")"; }
+  "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
+  for size in "$SIZE_SMALL" "$SIZE_LARGE"; do
+    for conc in $CONCURRENCIES; do
+      n=$(msgs_for "$size" "$conc"); key=$size:$conc; log=$LOGS/$name-$size-$conc.log
+      MSGS[$key]=$n
+      c0=$("${PROCSTAT[@]}" cpu "$pid")
+      read -r m0b m0t < <("${PROCSTAT[@]}" machine)
+      t0=$(date +%s.%N)
+      if smtp_source "$port" "$conc" "$n" "$size" "$rcpt" "$log"; then
+        t1=$(date +%s.%N)
+        read -r m1b m1t < <("${PROCSTAT[@]}" machine)
+        # include work the server still does after the last 250 (e.g. queue delivery)
+        "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
+        c1=$("${PROCSTAT[@]}" cpu "$pid")
+        secs=$(calc %.3f "$t1 - $t0")
+        RATE[$name:$key]=$(calc %.0f "$n / $secs")
+        CPU[$name:$key]=$(calc %.2f "($c1 - $c0) * 1000 / $n")
+        SECS[$name:$key]=$secs
+        log "$name: size=$size sessions=$conc messages=$n: ${secs}s, ${RATE[$name:$key]} msg/s, CPU ${CPU[$name:$key]} s/1k msg, machine busy $(calc %.0f "100 * ($m1b - $m0b) / ($m1t - $m0t + 1)")%"
+      else
+        RATE[$name:$key]=ERR; CPU[$name:$key]=ERR; FAILED=1
+        log "$name: size=$size sessions=$conc FAILED: $(tail -n 3 "$log" | tr '\n' ' ')"
+        "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null || true
+      fi
+    done
+  done
+}
+
+declare -A IDLE
+measure_idle() { # pid port
+  log "postern: $IDLE_CONNS idle connections"
+  smtp_source "$2" 5 20 "$SIZE_SMALL" "$PN_RCPT" "$LOGS/postern-idle-warmup.log" || true
+  "${PROCSTAT[@]}" wait-idle "$1" "$DRAIN_TIMEOUT" >/dev/null
+  sleep 1
+  local line rc=0
+  python3 "$BENCH_DIR/idle_conns.py" --port "$2" --pid "$1" --count "$IDLE_CONNS" --settle 3 \
+    >"$LOGS/postern-idle.log" 2>>"$LOGS/postern-idle.err" || rc=$?
+  while IFS= read -r line; do IDLE[${line%%=*}]=${line#*=}; done <"$LOGS/postern-idle.log"
+  if [[ $rc != 0 ]]; then
+    FAILED=1; log "idle connections: only ${IDLE[alive]:-0} of $IDLE_CONNS stayed open ($(head -n 3 "$LOGS/postern-idle.err" | tr '\n' ' '))"
+  fi
+}
+
+# --------------------------------------------------------------------- run --
+: >"$OUT/postern.log"
+ensure_postfix
+PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo '?')
+
+SERVER_PID=""
+if [[ $ONLY != postern ]]; then
+  start_postfix
+  probe "$PF_PORT" "$RCPT" >/dev/null || die "Postfix refused the probe message"
+  run_suite postfix "$PF_PORT" "$SERVER_PID" "$RCPT"
+  stop_postfix
+fi
+
+PN_RCPT=$RCPT
+if [[ $ONLY != postfix ]]; then
+  if build_postern && start_postern 1; then
+    pn_probe_ok=0
+    if reply=$(probe "$PN_PORT" "$PN_RCPT" 2>&1); then
+      pn_probe_ok=1
+    else
+      log "Postern refused the probe to $PN_RCPT: $reply"
+      if [[ $PN_RCPT != postmaster@bench.test ]] && probe "$PN_PORT" postmaster@bench.test >/dev/null 2>&1; then
+        PN_RCPT=postmaster@bench.test; pn_probe_ok=1
+        NOTES+=("Postern refused <$RCPT> ($reply); its runs used <postmaster@bench.test> instead.")
+        log "using $PN_RCPT for Postern"
+      else
+        FAILED=1; NOTES+=("Postern refused the probe message: $reply")
+      fi
+    fi
+    if [[ $pn_probe_ok == 1 ]]; then
+      run_suite postern "$PN_PORT" "$SERVER_PID" "$PN_RCPT"
+      # fresh process for the memory measurement, so that heap left over from the load runs
+      # does not hide (or inflate) the per-connection cost
+      stop_postern
+      if start_postern 0; then measure_idle "$SERVER_PID" "$PN_PORT"; else FAILED=1; fi
+    fi
+    stop_postern
+  else
+    FAILED=1; NOTES+=("Postern could not be built or started: see bench/out/logs/postern-build.log and bench/out/postern.log.")
+  fi
+fi
+
+# ------------------------------------------------------------------ report --
+cell() { local v=${1:-}; [[ -n $v ]] && echo "$v" || echo "—"; }
+human() { awk -v k="$1" 'BEGIN { if (k >= 1024*1024) printf "%.2f GiB", k/1048576; else if (k >= 1024) printf "%.1f MiB", k/1024; else printf "%d KiB", k }'; }
+sizename() { if (( $1 % 1024 == 0 )); then echo "$(( $1 / 1024 )) KiB"; else echo "$1 B"; fi; }
+
+REPORT=$OUT/latest.md
+{
+  echo "# Postern vs Postfix — $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "- Postfix $PF_VERSION (private instance on 127.0.0.1:$PF_PORT, durable queue, discard transport); Postern $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'uncommitted tree') on .NET $(dotnet --version 2>/dev/null || echo '?') (127.0.0.1:$PN_PORT, Delivery.Discard)"
+  if [[ $REUSE == 1 ]]; then mode="many messages per connection (-d)"; else mode="one connection per message"; fi
+  echo "- client: smtp-source, $mode, 1 recipient, HELO/MAIL/RCPT/DATA/QUIT; msg/s = messages / wall time of the smtp-source run"
+  echo "- CPU = user+sys seconds of the server's processes per 1,000 messages (Postfix: master and all its children), counted until the server is idle again"
+  echo
+  echo "| size | sessions | messages | Postfix msg/s | Postern msg/s | Postern/Postfix | Postfix CPU s/1k msg | Postern CPU s/1k msg |"
+  echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for size in "$SIZE_SMALL" "$SIZE_LARGE"; do
+    for conc in $CONCURRENCIES; do
+      key=$size:$conc
+      pf=${RATE[postfix:$key]:-}; pn=${RATE[postern:$key]:-}
+      ratio="—"
+      if [[ $pf =~ ^[0-9]+$ && $pn =~ ^[0-9]+$ && $pf != 0 ]]; then ratio="$(calc %.2f "$pn / $pf")×"; fi
+      echo "| $(sizename "$size") | $conc | $(cell "${MSGS[$key]:-}") | $(cell "$pf") | $(cell "$pn") | $ratio | $(cell "${CPU[postfix:$key]:-}") | $(cell "${CPU[postern:$key]:-}") |"
+    done
+  done
+  if [[ $ONLY != postfix ]]; then
+    echo
+    echo "| Postern idle connections | still open | RSS before | RSS with connections | delta | per connection |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
+    if [[ -n ${IDLE[rss_after_kib]:-} ]]; then
+      echo "| $IDLE_CONNS | ${IDLE[alive]} | $(human "${IDLE[rss_before_kib]}") | $(human "${IDLE[rss_after_kib]}") | $(human "${IDLE[delta_kib]}") | ${IDLE[per_conn_kib]} KiB |"
+    else
+      echo "| $IDLE_CONNS | — | — | — | — | — |"
+    fi
+  fi
+  if (( ${#NOTES[@]} )); then
+    echo
+    for n in "${NOTES[@]}"; do echo "- note: $n"; done
+  fi
+  if [[ $QUICK == 1 ]]; then echo; echo "- BENCH_QUICK=1: smoke-test counts, figures are not meaningful"; fi
+} >"$REPORT"
+cp "$REPORT" "$OUT/result-$(date -u +%Y%m%dT%H%M%SZ).md"
+cat "$REPORT"
+exit "$FAILED"

@@ -1,0 +1,45 @@
+using System.Text;
+
+namespace Postern.Protocol.Replies;
+
+/// <summary>
+/// One SMTP reply: the three-digit code, the RFC 3463 enhanced status code and the text.
+/// RFC 2034 §3: with ENHANCEDSTATUSCODES every reply except the greeting and the EHLO/HELO reply
+/// carries the enhanced code; Postern puts it on those too where it is meaningful.
+/// </summary>
+public sealed record SmtpReply(int Code, string? Enhanced, string Text)
+{
+    /// <summary>True for 4xx and 5xx replies.</summary>
+    public bool IsError => Code >= 400;
+
+    /// <summary>True when the client should not repeat the command unchanged.</summary>
+    public bool IsPermanent => Code >= 500;
+
+    /// <summary>A copy of this reply whose text is <paramref name="text"/>.</summary>
+    public SmtpReply WithText(string text) => this with { Text = text };
+
+    /// <summary>Writes the reply with CRLF line endings; a text with several lines becomes a multi-line reply.</summary>
+    public void WriteTo(Stream s) => s.Write(ToBytes());
+
+    /// <summary>The reply as the bytes sent on the wire.</summary>
+    public byte[] ToBytes()
+    {
+        var sb = new StringBuilder(Text.Length + 16);
+        var lines = Text.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            sb.Append(Code);
+            sb.Append(i == lines.Length - 1 ? ' ' : '-');
+            if (Enhanced is not null)
+            {
+                sb.Append(Enhanced).Append(' ');
+            }
+            sb.Append(lines[i]).Append("\r\n");
+        }
+        // Replies may echo client data (addresses); they are 7-bit or UTF-8 only after SMTPUTF8.
+        return Encoding.UTF8.GetBytes(sb.ToString());
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Enhanced is null ? $"{Code} {Text}" : $"{Code} {Enhanced} {Text}";
+}

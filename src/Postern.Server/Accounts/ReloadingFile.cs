@@ -1,0 +1,61 @@
+namespace Postern.Server.Accounts;
+
+/// <summary>
+/// A value read from a file and read again when the file changes (SPEC §4: no restart). The check is
+/// a stat at most once per <see cref="CheckInterval"/>, on use: no watcher thread, nothing to miss.
+/// A new version that fails to load keeps the previous value (and reports the error).
+/// </summary>
+public sealed class ReloadingFile<T>(string path, Func<string, T> load, T empty, Action<string, T>? loaded = null, Action<string, Exception>? failed = null)
+    where T : class
+{
+    private readonly object _gate = new();
+    private T _value = empty;
+    private readonly T _empty = empty;
+    private (DateTime, long) _stamp = (DateTime.MinValue, -1);
+    private long _nextCheck;
+
+    public static TimeSpan CheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+    public string Path => path;
+
+    public T Value
+    {
+        get
+        {
+            var now = Environment.TickCount64;
+            if (now >= Volatile.Read(ref _nextCheck))
+            {
+                Refresh(now);
+            }
+            return Volatile.Read(ref _value);
+        }
+    }
+
+    /// <summary>Forces a check now (tests, and after the CLI changed the file in this process).</summary>
+    public void Refresh() => Refresh(Environment.TickCount64);
+
+    private void Refresh(long now)
+    {
+        lock (_gate)
+        {
+            Volatile.Write(ref _nextCheck, now + (long)CheckInterval.TotalMilliseconds);
+            var info = new FileInfo(path);
+            var stamp = info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1L);
+            if (stamp == _stamp)
+            {
+                return;
+            }
+            try
+            {
+                var value = info.Exists ? load(path) : _empty;
+                Volatile.Write(ref _value, value);
+                _stamp = stamp;
+                loaded?.Invoke(path, value);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException)
+            {
+                _stamp = stamp;
+                failed?.Invoke(path, e);
+            }
+        }
+    }
+}

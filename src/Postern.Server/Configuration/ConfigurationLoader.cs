@@ -1,0 +1,218 @@
+using System.Collections;
+using System.Net;
+using Microsoft.Extensions.Configuration;
+
+namespace Postern.Server.Configuration;
+
+/// <summary>A configuration that cannot be used; the message names the key and why (exit code 2).</summary>
+public sealed class ConfigurationException(string message) : Exception(message);
+
+/// <summary>
+/// Builds <see cref="PosternOptions"/> from, in order: the embedded --dev defaults, the JSON file,
+/// and POSTERN_ environment variables (SPEC §2), then validates them.
+/// </summary>
+public static class ConfigurationLoader
+{
+    public const string EnvironmentPrefix = "POSTERN_";
+
+    /// <summary>Finds the configuration file: the given one, ./postern.json, then /etc/postern/postern.json.</summary>
+    public static string? FindConfigFile(string? explicitPath)
+    {
+        if (explicitPath is not null)
+        {
+            return File.Exists(explicitPath)
+                ? Path.GetFullPath(explicitPath)
+                : throw new ConfigurationException($"--config: file not found: {explicitPath}");
+        }
+        foreach (var candidate in new[] { "postern.json", "/etc/postern/postern.json" })
+        {
+            if (File.Exists(candidate))
+            {
+                return Path.GetFullPath(candidate);
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The --dev defaults (SPEC §1): nothing to write by hand, and no trusted network.</summary>
+    public static Dictionary<string, string?> DevDefaults(IDictionary environment)
+    {
+        var data = environment["POSTERN_DATA"] as string;
+        if (string.IsNullOrEmpty(data))
+        {
+            data = Path.Combine(Directory.GetCurrentDirectory(), "postern-data");
+        }
+        return new Dictionary<string, string?>
+        {
+            ["Hostname"] = "localhost",
+            ["DataDirectory"] = Path.GetFullPath(data),
+            ["Domains:0"] = "localhost",
+            ["Domains:1"] = "example.test",
+            ["Listeners:0:Name"] = "mx",
+            ["Listeners:0:Endpoint"] = "127.0.0.1:2525",
+            ["Listeners:0:Role"] = "mx",
+            ["Listeners:1:Name"] = "submission",
+            ["Listeners:1:Endpoint"] = "127.0.0.1:2587",
+            ["Listeners:1:Role"] = "submission",
+            ["Listeners:2:Name"] = "submissions",
+            ["Listeners:2:Endpoint"] = "127.0.0.1:2465",
+            ["Listeners:2:Role"] = "submissions",
+            ["Tls:Generate"] = "true",
+        };
+    }
+
+    /// <summary>Loads and validates. Throws <see cref="ConfigurationException"/> naming the key at fault.</summary>
+    public static PosternOptions Load(string? configFile, bool dev, IDictionary? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariables();
+        var builder = new ConfigurationBuilder();
+        if (dev)
+        {
+            builder.AddInMemoryCollection(DevDefaults(environment));
+        }
+        if (configFile is not null)
+        {
+            builder.AddJsonFile(configFile, optional: false, reloadOnChange: false);
+        }
+        builder.AddInMemoryCollection(EnvironmentOverrides(environment));
+        IConfigurationRoot root;
+        try
+        {
+            root = builder.Build();
+        }
+        catch (Exception e) when (e is FormatException or InvalidDataException or IOException)
+        {
+            throw new ConfigurationException($"{configFile}: {e.Message}");
+        }
+        var options = new PosternOptions();
+        try
+        {
+            root.Bind(options, o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new ConfigurationException(DescribeBindError(e));
+        }
+        if (!string.IsNullOrEmpty(options.DataDirectory))
+        {
+            var baseDir = configFile is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(configFile)!;
+            options.DataDirectory = Path.GetFullPath(options.DataDirectory, baseDir);
+        }
+        foreach (var (l, i) in options.Listeners.Select((l, i) => (l, i)))
+        {
+            if (string.IsNullOrEmpty(l.Name))
+            {
+                l.Name = l.Role.ToString().ToLowerInvariant();
+            }
+        }
+        var errors = Validate(options);
+        if (errors.Count > 0)
+        {
+            throw new ConfigurationException(string.Join(Environment.NewLine, errors));
+        }
+        return options;
+    }
+
+    /// <summary>POSTERN_A__B=v becomes A:B=v (SPEC §2). POSTERN_DATA is the --dev data folder, not a key.</summary>
+    public static Dictionary<string, string?> EnvironmentOverrides(IDictionary environment)
+    {
+        var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (DictionaryEntry e in environment)
+        {
+            var name = (string)e.Key;
+            if (name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) && name != "POSTERN_DATA")
+            {
+                result[name[EnvironmentPrefix.Length..].Replace("__", ":", StringComparison.Ordinal)] = e.Value as string;
+            }
+        }
+        return result;
+    }
+
+    private static string DescribeBindError(InvalidOperationException e)
+    {
+        // The binder names the key ('Limits:MaxMessageSize'); say it the way the docs do.
+        var message = e.Message.Replace(':', '.');
+        return e.InnerException is null ? message : $"{message} ({e.InnerException.Message})";
+    }
+
+    /// <summary>Every problem found, each naming its key.</summary>
+    public static List<string> Validate(PosternOptions o)
+    {
+        var errors = new List<string>();
+        void Check(bool ok, string key, string why)
+        {
+            if (!ok)
+            {
+                errors.Add($"{key}: {why}");
+            }
+        }
+        Check(!string.IsNullOrWhiteSpace(o.Hostname), "Hostname", "is required (the name this server uses in its greeting and Received headers)");
+        Check(string.IsNullOrEmpty(o.Hostname) || Postern.Protocol.Addresses.AddressParser.IsDomain(o.Hostname, false), "Hostname", $"'{o.Hostname}' is not a valid host name");
+        Check(!string.IsNullOrWhiteSpace(o.DataDirectory), "DataDirectory", "is required");
+        Check(o.Domains.Count > 0, "Domains", "at least one local domain is required");
+        for (var i = 0; i < o.Domains.Count; i++)
+        {
+            Check(Postern.Protocol.Addresses.AddressParser.IsDomain(o.Domains[i], true), $"Domains[{i}]", $"'{o.Domains[i]}' is not a valid domain");
+        }
+        Check(o.Listeners.Count > 0, "Listeners", "at least one listener is required");
+        var seen = new HashSet<string>();
+        for (var i = 0; i < o.Listeners.Count; i++)
+        {
+            var l = o.Listeners[i];
+            Check(IPEndPoint.TryParse(l.Endpoint, out var ep) && ep.Port > 0, $"Listeners[{i}].Endpoint", $"'{l.Endpoint}' is not IP:port");
+            Check(seen.Add(l.Endpoint), $"Listeners[{i}].Endpoint", $"'{l.Endpoint}' is used twice");
+        }
+        if (!o.Tls.Generate)
+        {
+            Check(!string.IsNullOrEmpty(o.Tls.CertificatePath), "Tls.CertificatePath", "is required (or set Tls.Generate for a self-signed certificate)");
+            Check(!string.IsNullOrEmpty(o.Tls.KeyPath), "Tls.KeyPath", "is required (or set Tls.Generate for a self-signed certificate)");
+            if (!string.IsNullOrEmpty(o.Tls.CertificatePath) && !string.IsNullOrEmpty(o.DataDirectory))
+            {
+                Check(File.Exists(o.ResolvePath(o.Tls.CertificatePath)), "Tls.CertificatePath", $"file not found: {o.ResolvePath(o.Tls.CertificatePath)}");
+            }
+            if (!string.IsNullOrEmpty(o.Tls.KeyPath) && !string.IsNullOrEmpty(o.DataDirectory))
+            {
+                Check(File.Exists(o.ResolvePath(o.Tls.KeyPath)), "Tls.KeyPath", $"file not found: {o.ResolvePath(o.Tls.KeyPath)}");
+            }
+        }
+        for (var i = 0; i < o.Relay.TrustedNetworks.Count; i++)
+        {
+            Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
+        }
+        if (o.Relay.Smarthost is { } sh)
+        {
+            Check(!string.IsNullOrWhiteSpace(sh.Host), "Relay.Smarthost.Host", "is required when Relay.Smarthost is set");
+            Check(sh.Port is > 0 and < 65536, "Relay.Smarthost.Port", "must be 1-65535");
+            Check(sh.Tls is "starttls" or "implicit", "Relay.Smarthost.Tls", "must be starttls or implicit");
+        }
+        for (var i = 0; i < o.Dns.Servers.Count; i++)
+        {
+            Check(IPAddress.TryParse(o.Dns.Servers[i], out _) || IPEndPoint.TryParse(o.Dns.Servers[i], out _), $"Dns.Servers[{i}]", $"'{o.Dns.Servers[i]}' is not an IP address");
+        }
+        Check(o.Delivery.RemotePort is > 0 and < 65536, "Delivery.RemotePort", "must be 1-65535");
+        Check(o.Delivery.MaxQueueLifetime > TimeSpan.Zero, "Delivery.MaxQueueLifetime", "must be positive");
+        Check(o.Delivery.DelayWarningAfter > TimeSpan.Zero, "Delivery.DelayWarningAfter", "must be positive");
+        Check(o.Delivery.LocalConcurrency is > 0 and <= 256, "Delivery.LocalConcurrency", "must be 1-256");
+        Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");
+        Check(o.Limits.MaxRecipients is >= 1 and <= 100_000, "Limits.MaxRecipients", "must be between 1 and 100000");
+        Check(o.Limits.MaxConnections >= 1, "Limits.MaxConnections", "must be at least 1");
+        Check(o.Limits.MaxConnectionsPerIp >= 1, "Limits.MaxConnectionsPerIp", "must be at least 1");
+        Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
+        Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
+        Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
+        Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
+        Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");
+        foreach (var (key, targets) in o.Aliases)
+        {
+            var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;
+            Check(ok, $"Aliases.{key}", "is not an address (user@domain)");
+            Check(targets is { Count: > 0 }, $"Aliases.{key}", "needs at least one target address");
+            foreach (var t in targets ?? [])
+            {
+                Check(Postern.Protocol.Addresses.AddressParser.TryParseMailbox(t, true, out _) == Postern.Protocol.Addresses.AddressError.None,
+                    $"Aliases.{key}", $"target '{t}' is not an address");
+            }
+        }
+        return errors;
+    }
+}

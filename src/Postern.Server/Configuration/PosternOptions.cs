@@ -1,0 +1,156 @@
+namespace Postern.Server.Configuration;
+
+/// <summary>
+/// The whole configuration (SPEC §2). Key names are part of the product contract; each is
+/// documented in docs/configuration.md next to its default, and a test keeps the two in step.
+/// </summary>
+public sealed class PosternOptions
+{
+    /// <summary>The name this server gives in its greeting, EHLO reply and Received headers. Required.</summary>
+    public string Hostname { get; set; } = "";
+
+    /// <summary>Where the queue, mailboxes, passwd file and keys live. Required.</summary>
+    public string DataDirectory { get; set; } = "";
+
+    /// <summary>Domains this server receives mail for. Required (at least one).</summary>
+    public List<string> Domains { get; set; } = [];
+
+    /// <summary>The listening sockets, each with a role. Required (at least one).</summary>
+    public List<ListenerOptions> Listeners { get; set; } = [];
+
+    public TlsOptions Tls { get; set; } = new();
+    public RelayOptions Relay { get; set; } = new();
+    public DnsOptions Dns { get; set; } = new();
+    public DeliveryOptions Delivery { get; set; } = new();
+    public LimitsOptions Limits { get; set; } = new();
+    public AccountsOptions Accounts { get; set; } = new();
+
+    /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
+    public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Resolves a path from the configuration: relative paths are relative to <see cref="DataDirectory"/>.</summary>
+    public string ResolvePath(string path) => Path.IsPathRooted(path) ? path : Path.Combine(DataDirectory, path);
+}
+
+/// <summary>What a listener is for (SPEC §2 Roles).</summary>
+public enum ListenerRole
+{
+    /// <summary>Port 25: mail from the world for local domains; STARTTLS offered; relaying only when authenticated or trusted.</summary>
+    Mx,
+    /// <summary>Port 587: STARTTLS, then AUTH, both required before MAIL (RFC 6409).</summary>
+    Submission,
+    /// <summary>Port 465: implicit TLS (RFC 8314), AUTH required.</summary>
+    Submissions,
+}
+
+public sealed class ListenerOptions
+{
+    /// <summary>A name for logs and metrics. Default: the role.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>IP:port to bind, e.g. 0.0.0.0:25 or [::]:25. Required.</summary>
+    public string Endpoint { get; set; } = "";
+
+    /// <summary>mx, submission or submissions. Required.</summary>
+    public ListenerRole Role { get; set; } = ListenerRole.Mx;
+}
+
+public sealed class TlsOptions
+{
+    /// <summary>PEM certificate chain. Required unless <see cref="Generate"/>.</summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>PEM private key. Required unless <see cref="Generate"/>.</summary>
+    public string? KeyPath { get; set; }
+
+    /// <summary>Generate a self-signed certificate under DATA/tls on first start. Default false; true under --dev.</summary>
+    public bool Generate { get; set; }
+}
+
+public sealed class RelayOptions
+{
+    /// <summary>Networks (CIDR) whose clients may relay without AUTH on the mx role. Default: none.</summary>
+    public List<string> TrustedNetworks { get; set; } = [];
+
+    /// <summary>Send all remote mail through this host (the next issue delivers through it). Default: none.</summary>
+    public SmarthostOptions? Smarthost { get; set; }
+}
+
+public sealed class SmarthostOptions
+{
+    public string Host { get; set; } = "";
+    public int Port { get; set; } = 587;
+    /// <summary>starttls or implicit.</summary>
+    public string Tls { get; set; } = "starttls";
+    public string? Username { get; set; }
+    public string? PasswordFile { get; set; }
+}
+
+public sealed class DnsOptions
+{
+    /// <summary>DNS servers (IP or IP:port); empty means the system resolvers.</summary>
+    public List<string> Servers { get; set; } = [];
+}
+
+public sealed class DeliveryOptions
+{
+    /// <summary>Port for outbound SMTP; 25 in production, another only for tests.</summary>
+    public int RemotePort { get; set; } = 25;
+
+    /// <summary>How long a message may stay queued before it bounces. Default 5 days (RFC 5321 §4.5.4.1).</summary>
+    public TimeSpan MaxQueueLifetime { get; set; } = TimeSpan.FromDays(5);
+
+    /// <summary>When a delay warning is sent. Default 4 hours.</summary>
+    public TimeSpan DelayWarningAfter { get; set; } = TimeSpan.FromHours(4);
+
+    /// <summary>Local delivery workers. Default 4.</summary>
+    public int LocalConcurrency { get; set; } = 4;
+
+    /// <summary>Acknowledge durably, then drop instead of delivering (for benchmarks, like Postfix's discard transport). Default false.</summary>
+    public bool Discard { get; set; }
+}
+
+public sealed class LimitsOptions
+{
+    /// <summary>Largest message accepted, in octets (advertised in SIZE). Default 50 MiB.</summary>
+    public long MaxMessageSize { get; set; } = 52_428_800;
+
+    /// <summary>Recipients per transaction. Default 100 (RFC 5321 §4.5.3.1.8 minimum).</summary>
+    public int MaxRecipients { get; set; } = 100;
+
+    /// <summary>Open connections in total. Default 1000.</summary>
+    public int MaxConnections { get; set; } = 1000;
+
+    /// <summary>Open connections per client IP. Default 20.</summary>
+    public int MaxConnectionsPerIp { get; set; } = 20;
+
+    /// <summary>Waiting for a command. Default 5 minutes (RFC 5321 §4.5.3.2.7).</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Waiting for the next block of message data. Default 3 minutes (RFC 5321 §4.5.3.2.6).</summary>
+    public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Refused commands per session before 421 and disconnect. Default 20 (as Postfix's smtpd_hard_error_limit).</summary>
+    public int MaxErrors { get; set; } = 20;
+
+    /// <summary>Time a SIGTERM waits for transactions in flight. Default 30 seconds.</summary>
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class AccountsOptions
+{
+    /// <summary>Dovecot passwd-file with argon2id hashes. Default "passwd" in the data directory.</summary>
+    public string PasswdFile { get; set; } = "passwd";
+
+    /// <summary>Failed AUTH per IP within <see cref="FailureWindow"/> before that IP is locked out. Default 5.</summary>
+    public int MaxAuthFailures { get; set; } = 5;
+
+    /// <summary>The window failures are counted in. Default 15 minutes.</summary>
+    public TimeSpan FailureWindow { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How long a locked-out IP is refused. Default 15 minutes.</summary>
+    public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>Delay before the first 535 reply; doubles per failure from that IP up to 8 s. Default 1 second.</summary>
+    public TimeSpan FailureDelay { get; set; } = TimeSpan.FromSeconds(1);
+}

@@ -1,0 +1,57 @@
+using System.Net;
+
+namespace Postern.Server.Limits;
+
+/// <summary>
+/// Open connections in total and per client IP (SPEC §2 Limits). Refused connections are answered
+/// 421 4.7.0 at connect. The per-IP table only holds IPs with an open connection, so it is bounded
+/// by the total limit.
+/// </summary>
+public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
+{
+    private readonly Dictionary<IPAddress, int> _perIp = [];
+    private readonly object _gate = new();
+    private int _total;
+
+    public int Open => Volatile.Read(ref _total);
+
+    public enum Result { Accepted, TooManyTotal, TooManyFromIp }
+
+    public Result TryAcquire(IPAddress ip)
+    {
+        lock (_gate)
+        {
+            if (_total >= maxTotal)
+            {
+                return Result.TooManyTotal;
+            }
+            _perIp.TryGetValue(ip, out var n);
+            if (n >= maxPerIp)
+            {
+                return Result.TooManyFromIp;
+            }
+            _perIp[ip] = n + 1;
+            _total++;
+            return Result.Accepted;
+        }
+    }
+
+    public void Release(IPAddress ip)
+    {
+        lock (_gate)
+        {
+            if (_perIp.TryGetValue(ip, out var n))
+            {
+                if (n <= 1)
+                {
+                    _perIp.Remove(ip);
+                }
+                else
+                {
+                    _perIp[ip] = n - 1;
+                }
+                _total--;
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using Microsoft.Extensions.Logging;
+
+namespace Postern.Server.Logging;
+
+/// <summary>
+/// The catalogue of events (STYLE principle 10): stable ids, one line each, key names as in SPEC §7.
+/// Every event of a message carries queue_id; session events carry session (the connection id).
+/// </summary>
+public static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "listener={listener} role={role} endpoint={endpoint}", EventName = "listening")]
+    public static partial void Listening(ILogger logger, string listener, string role, string endpoint);
+
+    [LoggerMessage(2, LogLevel.Information, "listeners={listeners} data={data}", EventName = "started")]
+    public static partial void Started(ILogger logger, int listeners, string data);
+
+    [LoggerMessage(3, LogLevel.Information, "reason={reason}", EventName = "stopping")]
+    public static partial void Stopping(ILogger logger, string reason);
+
+    [LoggerMessage(4, LogLevel.Information, "sessions_left={sessions_left}", EventName = "stopped")]
+    public static partial void Stopped(ILogger logger, int sessions_left);
+
+    [LoggerMessage(10, LogLevel.Information, "session={session} listener={listener} ip={ip} port={port}", EventName = "connect")]
+    public static partial void Connect(ILogger logger, string session, string listener, string ip, int port);
+
+    [LoggerMessage(11, LogLevel.Warning, "session={session} listener={listener} ip={ip} code={code} reason={reason}", EventName = "connection_refused")]
+    public static partial void ConnectionRefused(ILogger logger, string session, string listener, string ip, int code, string reason);
+
+    [LoggerMessage(12, LogLevel.Information, "session={session} ip={ip} helo={helo} messages={messages} rcpts={rcpts} errors={errors} commands={commands} reason={reason}", EventName = "disconnect")]
+    public static partial void Disconnect(ILogger logger, string session, string ip, string? helo, int messages, int rcpts, int errors, int commands, string reason);
+
+    [LoggerMessage(13, LogLevel.Information, "session={session} ip={ip} tls_version={tls_version} cipher={cipher}", EventName = "tls")]
+    public static partial void Tls(ILogger logger, string session, string ip, string tls_version, string cipher);
+
+    [LoggerMessage(14, LogLevel.Warning, "session={session} ip={ip} reason={reason}", EventName = "tls_failed")]
+    public static partial void TlsFailed(ILogger logger, string session, string ip, string reason);
+
+    [LoggerMessage(15, LogLevel.Information, "session={session} ip={ip} user={user} mechanism={mechanism}", EventName = "auth_ok")]
+    public static partial void AuthOk(ILogger logger, string session, string ip, string user, string mechanism);
+
+    [LoggerMessage(16, LogLevel.Warning, "session={session} ip={ip} user={user} mechanism={mechanism} failures={failures} reason={reason}", EventName = "auth_failed")]
+    public static partial void AuthFailed(ILogger logger, string session, string ip, string? user, string mechanism, int failures, string reason);
+
+    [LoggerMessage(17, LogLevel.Warning, "ip={ip} failures={failures} until={until}", EventName = "auth_lockout")]
+    public static partial void AuthLockout(ILogger logger, string ip, int failures, DateTimeOffset until);
+
+    [LoggerMessage(20, LogLevel.Information, "session={session} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
+    public static partial void Rejected(ILogger logger, string session, string ip, string command, int code, string? enhanced, string reason);
+
+    [LoggerMessage(21, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} from={from} rcpts={rcpts} size={size} user={user} protocol={protocol}", EventName = "accepted")]
+    public static partial void Accepted(ILogger logger, string queue_id, string session, string ip, string from, int rcpts, long size, string? user, string protocol);
+
+    [LoggerMessage(22, LogLevel.Information, "queue_id={queue_id} to=<{to}> orig_to=<{orig_to}> relay={relay} status={status} delay={delay} detail={detail}", EventName = "delivery")]
+    public static partial void Delivery(ILogger logger, string queue_id, string to, string orig_to, string relay, string status, double delay, string detail);
+
+    [LoggerMessage(23, LogLevel.Information, "queue_id={queue_id} reason={reason}", EventName = "removed")]
+    public static partial void Removed(ILogger logger, string queue_id, string reason);
+
+    [LoggerMessage(24, LogLevel.Information, "queue_id={queue_id} rcpts={rcpts}", EventName = "queued_remote")]
+    public static partial void QueuedRemote(ILogger logger, string queue_id, int rcpts);
+
+    [LoggerMessage(25, LogLevel.Information, "messages={messages} corrupt={corrupt}", EventName = "queue_recovered")]
+    public static partial void QueueRecovered(ILogger logger, int messages, int corrupt);
+
+    [LoggerMessage(26, LogLevel.Error, "queue_id={queue_id} file={file} reason={reason}", EventName = "queue_corrupt")]
+    public static partial void QueueCorrupt(ILogger logger, string queue_id, string file, string reason);
+
+    [LoggerMessage(27, LogLevel.Error, "queue_id={queue_id} session={session} reason={reason}", EventName = "commit_failed")]
+    public static partial void CommitFailed(ILogger logger, string queue_id, string session, string reason);
+
+    [LoggerMessage(30, LogLevel.Information, "file={file} entries={entries}", EventName = "reloaded")]
+    public static partial void Reloaded(ILogger logger, string file, int entries);
+
+    [LoggerMessage(31, LogLevel.Error, "file={file} reason={reason}", EventName = "reload_failed")]
+    public static partial void ReloadFailed(ILogger logger, string file, string reason);
+
+    [LoggerMessage(40, LogLevel.Error, "session={session} reason={reason}", EventName = "session_error")]
+    public static partial void SessionError(ILogger logger, string session, string reason, Exception exception);
+}

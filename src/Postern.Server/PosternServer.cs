@@ -1,0 +1,127 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Postern.Server.Accounts;
+using Postern.Server.Configuration;
+using Postern.Server.Delivery;
+using Postern.Server.Limits;
+using Postern.Server.Listening;
+using Postern.Server.Logging;
+using Postern.Server.Queue;
+using Postern.Server.Smtp;
+
+namespace Postern.Server;
+
+/// <summary>
+/// The whole server: listeners, sessions, the spool and local delivery, wired together.
+/// Start binds every listener and recovers the queue; StopAsync drains (SIGTERM): listeners close,
+/// idle sessions get 421 4.3.2, transactions in flight finish, then delivery stops.
+/// </summary>
+public sealed class PosternServer : IAsyncDisposable
+{
+    private readonly PosternOptions _options;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly CancellationTokenSource _draining = new();
+    private readonly CancellationTokenSource _stopDelivery = new();
+    private readonly List<SmtpListener> _listeners = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly SessionTracker _sessions = new();
+    private Task? _delivery;
+
+    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null)
+    {
+        _options = options;
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+        Directory.CreateDirectory(options.DataDirectory);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        Spool = new Spool(Path.Combine(options.DataDirectory, "queue"), durability);
+        Accounts = AccountStore.Open(options.ResolvePath(options.Accounts.PasswdFile),
+            (file, n) => Log.Reloaded(logger, file, n), (file, e) => Log.ReloadFailed(logger, file, e.Message));
+        Aliases = configFile is null
+            ? null
+            : new ReloadingFile<Dictionary<string, List<string>>>(configFile, f => NormalizeAliases(ConfigurationLoader.Load(f, dev: false).Aliases),
+                NormalizeAliases(options.Aliases), (file, v) => Log.Reloaded(logger, file, v.Count), (file, e) => Log.ReloadFailed(logger, file, e.Message));
+        var fixedAliases = NormalizeAliases(options.Aliases);
+        AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
+        var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
+        LocalDelivery = new LocalDelivery(Spool, AddressBook, maildir, logger, _time, options.Delivery.LocalConcurrency, options.Delivery.Discard);
+        Context = new ServerContext
+        {
+            Options = options,
+            Spool = Spool,
+            AddressBook = AddressBook,
+            AuthFailures = new AuthFailures(_time, options.Accounts.MaxAuthFailures, options.Accounts.FailureWindow, options.Accounts.LockoutDuration, options.Accounts.FailureDelay),
+            Tls = TlsCertificates.ServerOptions(options),
+            Logger = logger,
+            Time = _time,
+            TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),
+            Committed = LocalDelivery.Enqueue,
+            ShuttingDown = _draining.Token,
+        };
+    }
+
+    public Spool Spool { get; }
+    public AccountStore Accounts { get; }
+    public ReloadingFile<Dictionary<string, List<string>>>? Aliases { get; }
+    public AddressBook AddressBook { get; }
+    public LocalDelivery LocalDelivery { get; }
+    public ServerContext Context { get; }
+    public IReadOnlyList<SmtpListener> Listeners => _listeners;
+
+    /// <summary>Alias keys and local targets compare without case.</summary>
+    private static Dictionary<string, List<string>> NormalizeAliases(Dictionary<string, List<string>> aliases) =>
+        aliases.ToDictionary(kv => kv.Key.ToLowerInvariant(), kv => kv.Value, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Binds every listener (so a port in use fails here), recovers the queue and starts serving.</summary>
+    public void Start()
+    {
+        var limiter = new ConnectionLimiter(_options.Limits.MaxConnections, _options.Limits.MaxConnectionsPerIp);
+        foreach (var l in _options.Listeners)
+        {
+            var listener = new SmtpListener(Context, l, limiter, _sessions);
+            listener.Bind();
+            _listeners.Add(listener);
+        }
+        Spool.CleanTemporary();
+        var recovered = LocalDelivery.Recover();
+        Log.QueueRecovered(_logger, recovered, Directory.EnumerateFiles(Spool.CorruptDir).Count());
+        _delivery = LocalDelivery.RunAsync(_stopDelivery.Token);
+        foreach (var listener in _listeners)
+        {
+            Log.Listening(_logger, listener.LocalEndPoint.ToString(), _options.Listeners[_listeners.IndexOf(listener)].Role.ToString().ToLowerInvariant(), listener.LocalEndPoint.ToString());
+            _acceptLoops.Add(listener.AcceptLoopAsync(_draining.Token));
+        }
+        Log.Started(_logger, _listeners.Count, _options.DataDirectory);
+    }
+
+    /// <summary>Graceful stop: no new connections, idle sessions told 421 4.3.2, transactions finish.</summary>
+    public async Task StopAsync(string reason)
+    {
+        Log.Stopping(_logger, reason);
+        await _draining.CancelAsync();
+        await Task.WhenAll(_acceptLoops);
+        var drained = await Task.WhenAny(_sessions.WhenIdle(), Task.Delay(_options.Limits.ShutdownTimeout, _time));
+        await _stopDelivery.CancelAsync();
+        if (_delivery is not null)
+        {
+            await _delivery;
+        }
+        Log.Stopped(_logger, _sessions.Count);
+        _ = drained;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_draining.IsCancellationRequested)
+        {
+            await StopAsync("dispose");
+        }
+        await Spool.DisposeAsync();
+        _draining.Dispose();
+        _stopDelivery.Dispose();
+    }
+}

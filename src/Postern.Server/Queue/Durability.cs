@@ -1,0 +1,124 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Postern.Server.Queue;
+
+/// <summary>
+/// The seam through which everything that must reach stable storage goes (STYLE principle 6).
+/// Contract: when <see cref="FlushFile"/> or <see cref="FlushDirectory"/> returns, the data or the
+/// directory entry is on stable storage; on failure they throw <see cref="IOException"/> and nothing
+/// may be acknowledged. <see cref="BeforeWrite"/> may throw like a write would (for a full disk).
+/// Tests substitute a faulty implementation.
+/// </summary>
+public interface IDurability
+{
+    void BeforeWrite(string path, int count);
+    void FlushFile(SafeFileHandle file, string path);
+    void FlushDirectory(string path);
+}
+
+/// <summary>The real thing: fsync(2) of files and of directories.</summary>
+public sealed partial class Durability : IDurability
+{
+    public static readonly Durability Instance = new();
+
+    public void BeforeWrite(string path, int count)
+    {
+    }
+
+    public void FlushFile(SafeFileHandle file, string path) => RandomAccess.FlushToDisk(file);
+
+    /// <summary>
+    /// A rename is only durable once its directory is fsync'd (chasquid's safeio forgot this).
+    /// .NET cannot open a directory as a file, so this goes to libc.
+    /// </summary>
+    public void FlushDirectory(string path)
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS() && !OperatingSystem.IsFreeBSD())
+        {
+            return;
+        }
+        const int O_RDONLY = 0;
+        var fd = Open(path, O_RDONLY);
+        if (fd < 0)
+        {
+            throw new IOException($"open({path}) for fsync failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                throw new IOException($"fsync({path}) failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}
+
+/// <summary>Small, paranoid file operations built on <see cref="IDurability"/>.</summary>
+public static class SafeFile
+{
+    /// <summary>Writes a whole file durably: temp file, fsync, rename, fsync the directory.</summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Random.Shared.Next():x}.tmp");
+        try
+        {
+            using (var handle = SafeFile.CreateNew(tmp, mode))
+            {
+                durability.BeforeWrite(tmp, content.Length);
+                RandomAccess.Write(handle, content, 0);
+                durability.FlushFile(handle, tmp);
+            }
+            File.Move(tmp, path, overwrite: true);
+            durability.FlushDirectory(dir);
+        }
+        catch
+        {
+            TryDelete(tmp);
+            throw;
+        }
+    }
+
+    /// <summary>Creates a new file that nobody else can read (the spool holds other people's mail).</summary>
+    public static SafeFileHandle CreateNew(string path, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
+    {
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        if (!OperatingSystem.IsWindows())
+        {
+            // The data directory itself is 0700, so the umask-wide moment before this is not visible.
+            File.SetUnixFileMode(handle, mode);
+        }
+        return handle;
+    }
+
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>True for the IOException of a full disk or quota (ENOSPC, EDQUOT).</summary>
+    public static bool IsDiskFull(IOException e) => (e.HResult & 0xFFFF) is 28 or 122 || e.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase);
+}

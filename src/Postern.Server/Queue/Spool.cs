@@ -1,0 +1,413 @@
+using System.Buffers;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.Win32.SafeHandles;
+
+namespace Postern.Server.Queue;
+
+/// <summary>A committed message as read back from the spool.</summary>
+public sealed record SpooledMessage(QueueId Id, Envelope Envelope, string Path, long MessageOffset, long MessageLength);
+
+/// <summary>
+/// The durable queue (SPEC §6, docs/queue-format.md). One file per message:
+/// <c>POSTERN1 ENVELOPE-JSON LF</c> followed by the message octets. A message is written under
+/// queue/tmp/, fsync'd, then renamed into queue/messages/; the rename followed by an fsync of the
+/// directory is the commit, and only then is 250 said. Renames of concurrent sessions are grouped so
+/// that one directory fsync covers many commits. A file that cannot be read is moved to
+/// queue/corrupt/, never deleted.
+/// </summary>
+public sealed class Spool : IAsyncDisposable
+{
+    public static ReadOnlySpan<byte> Magic => "POSTERN1 "u8;
+    private const int MaxEnvelopeLength = 4 * 1024 * 1024;
+
+    private readonly IDurability _durability;
+    private readonly Channel<PendingCommit> _commits = Channel.CreateUnbounded<PendingCommit>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _committer;
+
+    public Spool(string queueDirectory, IDurability? durability = null)
+    {
+        Root = queueDirectory;
+        _durability = durability ?? Queue.Durability.Instance;
+        foreach (var d in new[] { Root, TmpDir, MessagesDir, StateDir, CorruptDir })
+        {
+            Directory.CreateDirectory(d);
+        }
+        _committer = Task.Factory.StartNew(CommitLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+    }
+
+    public string Root { get; }
+    public string TmpDir => Path.Combine(Root, "tmp");
+    public string MessagesDir => Path.Combine(Root, "messages");
+    public string StateDir => Path.Combine(Root, "state");
+    public string CorruptDir => Path.Combine(Root, "corrupt");
+    public IDurability Durability => _durability;
+
+    public string MessagePath(QueueId id) => Path.Combine(MessagesDir, id.Value);
+    public string StatePath(QueueId id) => Path.Combine(StateDir, id.Value);
+
+    /// <summary>Starts a new message; the envelope is written first, the message streams after it.</summary>
+    public SpoolWriter Create(Envelope envelope)
+    {
+        var id = new QueueId(envelope.Id);
+        var path = Path.Combine(TmpDir, id.Value);
+        var handle = SafeFile.CreateNew(path);
+        var writer = new SpoolWriter(this, id, path, handle);
+        try
+        {
+            writer.Write(Magic);
+            writer.Write(EnvelopeCodec.Encode(envelope));
+            writer.Write("\n"u8);
+            writer.MessageStart = writer.Length;
+        }
+        catch
+        {
+            writer.Abort();
+            throw;
+        }
+        return writer;
+    }
+
+    /// <summary>Renames a flushed temp file into messages/ and waits for the grouped directory fsync.</summary>
+    internal Task CommitAsync(QueueId id, string tmpPath)
+    {
+        var pending = new PendingCommit(id, tmpPath, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!_commits.Writer.TryWrite(pending))
+        {
+            throw new IOException("the spool is closed");
+        }
+        return pending.Done.Task;
+    }
+
+    private async Task CommitLoop()
+    {
+        var batch = new List<PendingCommit>(256);
+        while (await _commits.Reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            while (batch.Count < 1024 && _commits.Reader.TryRead(out var p))
+            {
+                batch.Add(p);
+            }
+            var moved = new List<PendingCommit>(batch.Count);
+            foreach (var p in batch)
+            {
+                try
+                {
+                    File.Move(p.TmpPath, MessagePath(p.Id));
+                    moved.Add(p);
+                }
+                catch (Exception e)
+                {
+                    SafeFile.TryDelete(p.TmpPath);
+                    p.Done.TrySetException(e);
+                }
+            }
+            if (moved.Count == 0)
+            {
+                continue;
+            }
+            try
+            {
+                // One fsync of the directory makes every rename of the batch durable.
+                _durability.FlushDirectory(MessagesDir);
+                foreach (var p in moved)
+                {
+                    p.Done.TrySetResult();
+                }
+            }
+            catch (Exception e)
+            {
+                // Not acknowledged, so not kept: the client will retry. Removing it avoids a
+                // duplicate; if the removal fails too, a duplicate delivery is the worst case.
+                foreach (var p in moved)
+                {
+                    SafeFile.TryDelete(MessagePath(p.Id));
+                    p.Done.TrySetException(e);
+                }
+            }
+        }
+    }
+
+    /// <summary>Removes files under tmp/: they were never acknowledged (start-up only).</summary>
+    public int CleanTemporary()
+    {
+        var n = 0;
+        foreach (var f in Directory.EnumerateFiles(TmpDir))
+        {
+            SafeFile.TryDelete(f);
+            n++;
+        }
+        return n;
+    }
+
+    /// <summary>Ids of all committed messages, oldest first.</summary>
+    public List<QueueId> ListIds()
+    {
+        var ids = new List<QueueId>();
+        foreach (var f in Directory.EnumerateFiles(MessagesDir))
+        {
+            var name = Path.GetFileName(f);
+            if (QueueId.IsValid(name))
+            {
+                ids.Add(new QueueId(name));
+            }
+        }
+        ids.Sort((a, b) => string.CompareOrdinal(a.Value, b.Value));
+        return ids;
+    }
+
+    /// <summary>Reads a message's envelope. Throws <see cref="InvalidDataException"/> when the file is unreadable, <see cref="FileNotFoundException"/> when gone.</summary>
+    public SpooledMessage Read(QueueId id)
+    {
+        var path = MessagePath(id);
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var length = RandomAccess.GetLength(handle);
+        var headLength = (int)Math.Min(length, MaxEnvelopeLength);
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(headLength, 1));
+        try
+        {
+            var read = 0;
+            while (read < headLength)
+            {
+                var n = RandomAccess.Read(handle, buffer.AsSpan(read, headLength - read), read);
+                if (n == 0)
+                {
+                    break;
+                }
+                read += n;
+            }
+            var head = buffer.AsSpan(0, read);
+            if (!head.StartsWith(Magic))
+            {
+                throw new InvalidDataException("missing POSTERN1 header");
+            }
+            var lf = head.IndexOf((byte)'\n');
+            if (lf < 0)
+            {
+                throw new InvalidDataException("envelope line not terminated");
+            }
+            Envelope envelope;
+            try
+            {
+                envelope = EnvelopeCodec.Decode(head[Magic.Length..lf]);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new InvalidDataException($"envelope is not valid JSON: {e.Message}");
+            }
+            if (envelope.Id != id.Value || envelope.Recipients.Count == 0)
+            {
+                throw new InvalidDataException("envelope does not match its file name or has no recipients");
+            }
+            return new SpooledMessage(id, envelope, path, lf + 1, length - (lf + 1));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Opens the message octets (after the envelope) for reading.</summary>
+    public static Stream OpenMessage(SpooledMessage m)
+    {
+        var fs = new FileStream(m.Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+        fs.Position = m.MessageOffset;
+        return fs;
+    }
+
+    /// <summary>Moves an unreadable file aside to corrupt/ (never deletes it).</summary>
+    public string MoveToCorrupt(QueueId id)
+    {
+        var target = Path.Combine(CorruptDir, id.Value);
+        if (File.Exists(target))
+        {
+            target += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        File.Move(MessagePath(id), target);
+        _durability.FlushDirectory(CorruptDir);
+        var state = StatePath(id);
+        if (File.Exists(state))
+        {
+            File.Move(state, target + ".state");
+        }
+        return target;
+    }
+
+    public DeliveryState? ReadState(QueueId id)
+    {
+        var p = StatePath(id);
+        try
+        {
+            return EnvelopeCodec.DecodeState(File.ReadAllBytes(p));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    public void WriteState(QueueId id, DeliveryState state) =>
+        SafeFile.WriteAllBytes(StatePath(id), EnvelopeCodec.EncodeState(state), _durability);
+
+    /// <summary>Removes a message once every recipient is done (or on `queue delete`). Returns false if it was already gone.</summary>
+    public bool Remove(QueueId id)
+    {
+        var existed = File.Exists(MessagePath(id));
+        SafeFile.TryDelete(MessagePath(id));
+        SafeFile.TryDelete(StatePath(id));
+        return existed;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _commits.Writer.TryComplete();
+        await _committer.ConfigureAwait(false);
+    }
+
+    private sealed record PendingCommit(QueueId Id, string TmpPath, TaskCompletionSource Done);
+}
+
+/// <summary>
+/// Streams one message into its temp file. An <see cref="IBufferWriter{T}"/> so that the DATA and
+/// BDAT readers write straight into it; a write error is remembered and reported at commit, so
+/// the session can keep reading to the end of the data (the dialogue stays in step) and then refuse.
+/// </summary>
+public sealed class SpoolWriter : IBufferWriter<byte>, IDisposable
+{
+    private const int BufferSize = 16 * 1024;
+    private readonly Spool _spool;
+    private readonly string _path;
+    private SafeFileHandle? _handle;
+    private byte[] _buffer;
+    private int _used;
+    private long _fileOffset;
+
+    internal SpoolWriter(Spool spool, QueueId id, string path, SafeFileHandle handle)
+    {
+        _spool = spool;
+        Id = id;
+        _path = path;
+        _handle = handle;
+        _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+    }
+
+    public QueueId Id { get; }
+
+    /// <summary>Where the message octets begin (after the envelope line).</summary>
+    public long MessageStart { get; internal set; }
+
+    /// <summary>Octets written so far, envelope included.</summary>
+    public long Length => _fileOffset + _used;
+
+    /// <summary>The first write error, if any; the message will not be committed.</summary>
+    public IOException? Failure { get; private set; }
+
+    public void Advance(int count) => _used += count;
+
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsMemory(_used);
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsSpan(_used);
+    }
+
+    private void Ensure(int sizeHint)
+    {
+        sizeHint = Math.Max(sizeHint, 1);
+        if (_buffer.Length - _used >= sizeHint)
+        {
+            return;
+        }
+        FlushBuffer();
+        if (_buffer.Length < sizeHint)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = ArrayPool<byte>.Shared.Rent(sizeHint);
+        }
+    }
+
+    private void FlushBuffer()
+    {
+        if (_used == 0)
+        {
+            return;
+        }
+        if (Failure is null && _handle is not null)
+        {
+            try
+            {
+                _spool.Durability.BeforeWrite(_path, _used);
+                RandomAccess.Write(_handle, _buffer.AsSpan(0, _used), _fileOffset);
+            }
+            catch (IOException e)
+            {
+                Failure = e;
+            }
+        }
+        _fileOffset += _used;
+        _used = 0;
+    }
+
+    /// <summary>Flushes, fsyncs and commits. Throws <see cref="IOException"/> if the message is not durable.</summary>
+    public async Task CommitAsync()
+    {
+        FlushBuffer();
+        if (Failure is not null)
+        {
+            Abort();
+            throw Failure;
+        }
+        try
+        {
+            _spool.Durability.FlushFile(_handle!, _path);
+        }
+        catch
+        {
+            Abort();
+            throw;
+        }
+        _handle!.Dispose();
+        _handle = null;
+        Release();
+        await _spool.CommitAsync(Id, _path).ConfigureAwait(false);
+    }
+
+    /// <summary>Drops the message: nothing was acknowledged.</summary>
+    public void Abort()
+    {
+        _handle?.Dispose();
+        _handle = null;
+        SafeFile.TryDelete(_path);
+        Release();
+    }
+
+    private void Release()
+    {
+        if (_buffer.Length > 0)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = [];
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_handle is not null)
+        {
+            Abort();
+        }
+    }
+
+    /// <summary>Writes text as UTF-8 (headers Postern adds).</summary>
+    public void WriteText(string s) => Encoding.UTF8.GetBytes(s, this);
+}

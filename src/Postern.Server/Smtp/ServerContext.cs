@@ -1,0 +1,41 @@
+using System.Net;
+using System.Net.Security;
+using Microsoft.Extensions.Logging;
+using Postern.Server.Accounts;
+using Postern.Server.Configuration;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+/// <summary>What every session shares: configuration, the spool, accounts and the clock.</summary>
+public sealed class ServerContext
+{
+    public required PosternOptions Options { get; init; }
+    public required Spool Spool { get; init; }
+    public required AddressBook AddressBook { get; init; }
+    public required AuthFailures AuthFailures { get; init; }
+    public required SslServerAuthenticationOptions Tls { get; init; }
+    public required ILogger Logger { get; init; }
+    public required TimeProvider Time { get; init; }
+    public required IReadOnlyList<IPNetwork> TrustedNetworks { get; init; }
+    /// <summary>Called once a message is committed, so delivery starts at once.</summary>
+    public required Action<QueueId> Committed { get; init; }
+    /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
+    public CancellationToken ShuttingDown { get; init; }
+
+    public bool IsTrusted(IPAddress ip)
+    {
+        if (ip.IsIPv4MappedToIPv6)
+        {
+            ip = ip.MapToIPv4();
+        }
+        foreach (var n in TrustedNetworks)
+        {
+            if (n.Contains(ip))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,85 @@
+using System.Buffers;
+using Postern.Protocol.Commands;
+using Postern.Protocol.Parsing;
+using Postern.Protocol.Replies;
+
+namespace Postern.Server.Smtp;
+
+public sealed partial class SmtpSession
+{
+    /// <summary>
+    /// BDAT (RFC 3030): exactly Size octets follow the command. They are always read, whatever the
+    /// reply, because anything else would read message octets as commands.
+    /// </summary>
+    private async Task BdatAsync(BdatCommand bdat)
+    {
+        var t = _transaction!;
+        if (t.Writer is null)
+        {
+            if (!BeginMessage(t))
+            {
+                await DiscardChunkAsync(bdat.Size);
+                return;
+            }
+            t.Bdat = new BdatReader(Options.Limits.MaxMessageSize);
+            _state = SessionState.Bdat;
+        }
+        var checker = t.Bdat!;
+        IBufferWriter<byte> sink = (IBufferWriter<byte>?)t.Fixup ?? t.Writer!;
+        t.InData = true;
+        var remaining = bdat.Size;
+        while (remaining > 0)
+        {
+            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var buffer = result.Buffer;
+            var take = buffer.Slice(0, Math.Min(remaining, buffer.Length));
+            foreach (var segment in take)
+            {
+                if (checker.Check(segment.Span))
+                {
+                    sink.Write(segment.Span);
+                }
+            }
+            remaining -= take.Length;
+            _reader.AdvanceTo(take.End);
+            _needMoreInput = remaining > 0;
+            if (remaining > 0 && result.IsCompleted)
+            {
+                throw new IOException("client closed the connection during BDAT");
+            }
+        }
+        t.InData = false;
+        if (checker.HasBareLineEnding || (bdat.Last && !checker.CheckEnd() && checker.HasBareLineEnding))
+        {
+            RefuseContentAndClose("BDAT");
+            return;
+        }
+        if (!bdat.Last)
+        {
+            Send(Reply.ChunkOk(bdat.Size));
+            return;
+        }
+        var refusal = checker.TooBig ? Reply.MessageTooBig
+            : checker.LineTooLong ? Reply.TextLineTooLong
+            : checker.HasNul ? Reply.TextLineTooLong.WithText("Message content has a NUL character")
+            : null;
+        await FinishMessageAsync(t, checker.Size, refusal);
+    }
+
+    /// <summary>Reads and drops a chunk that will not be used.</summary>
+    private async Task DiscardChunkAsync(long size)
+    {
+        while (size > 0)
+        {
+            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var take = Math.Min(size, result.Buffer.Length);
+            _reader.AdvanceTo(result.Buffer.GetPosition(take));
+            size -= take;
+            _needMoreInput = size > 0;
+            if (size > 0 && result.IsCompleted)
+            {
+                throw new IOException("client closed the connection during BDAT");
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+using System.Buffers;
+using System.Globalization;
+using Postern.Protocol.Commands;
+using Postern.Protocol.Parsing;
+using Postern.Protocol.Replies;
+using Postern.Server.Configuration;
+using Postern.Server.Logging;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+public sealed partial class SmtpSession
+{
+    /// <summary>
+    /// DATA (RFC 5321 §4.1.1.4): the content streams through the <see cref="DataReader"/> into the
+    /// spool file. A bare CR or LF refuses the message and closes the connection (SPEC §5); every
+    /// other problem is answered after the real end of the data, so the dialogue stays in step.
+    /// </summary>
+    private async Task DataAsync()
+    {
+        var t = _transaction!;
+        if (!BeginMessage(t))
+        {
+            return;
+        }
+        Send(Reply.StartData);
+        await FlushAsync();
+        t.InData = true;
+        var data = new DataReader(Options.Limits.MaxMessageSize);
+        IBufferWriter<byte> sink = (IBufferWriter<byte>?)t.Fixup ?? t.Writer!;
+        while (true)
+        {
+            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var status = data.Read(result.Buffer, sink, out var consumed);
+            _reader.AdvanceTo(consumed, status == DataStatus.NeedMore ? result.Buffer.End : consumed);
+            _needMoreInput = status == DataStatus.NeedMore;
+            if (status == DataStatus.BareLineEnding)
+            {
+                RefuseContentAndClose("DATA");
+                return;
+            }
+            if (status == DataStatus.Complete)
+            {
+                break;
+            }
+            if (result.IsCompleted)
+            {
+                throw new IOException("client closed the connection during DATA");
+            }
+        }
+        t.InData = false;
+        var refusal = data.TooBig ? Reply.MessageTooBig
+            : data.LineTooLong ? Reply.TextLineTooLong
+            : data.HasNul ? Reply.TextLineTooLong.WithText("Message content has a NUL character")
+            : null;
+        await FinishMessageAsync(t, data.Size, refusal);
+    }
+
+    /// <summary>Opens the spool file and writes the Received header; false (with the reply sent) if the disk refuses.</summary>
+    private bool BeginMessage(Transaction t)
+    {
+        var envelope = new Envelope
+        {
+            Id = t.Id.Value,
+            Received = _ctx.Time.GetUtcNow(),
+            From = t.Mail.From.ToString(),
+            Body = t.Mail.Body == BodyType.EightBitMime ? "8BITMIME" : "7BIT",
+            SmtpUtf8 = t.Mail.SmtpUtf8,
+            Ret = t.Mail.Ret switch { DsnReturn.Full => "FULL", DsnReturn.Headers => "HDRS", _ => null },
+            EnvId = t.Mail.EnvId,
+            AuthUser = _user,
+            ClientIp = Ip,
+            Helo = _helo ?? "",
+            Listener = _listener.Name,
+            Protocol = ProtocolName(t),
+            Recipients = t.Recipients,
+        };
+        try
+        {
+            t.Writer = _ctx.Spool.Create(envelope);
+            t.Writer.WriteText(ReceivedHeader(t, envelope.Received));
+        }
+        catch (IOException e)
+        {
+            t.Abort();
+            Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
+            Refuse("DATA", SafeFile.IsDiskFull(e) ? Reply.DiskFull : Reply.LocalError);
+            ResetTransaction();
+            return false;
+        }
+        if (_listener.Role != ListenerRole.Mx)
+        {
+            var now = envelope.Received;
+            t.Fixup = new HeaderFixup(t.Writer,
+                () => $"<{t.Id.Value}.{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}@{Options.Hostname}>",
+                () => FormatDate(now));
+        }
+        return true;
+    }
+
+    /// <summary>Commits, or refuses, the message whose content has been read to its end.</summary>
+    private async Task FinishMessageAsync(Transaction t, long size, SmtpReply? refusal)
+    {
+        if (refusal is not null)
+        {
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", refusal, $"size={size}");
+            ResetTransaction();
+            return;
+        }
+        t.Fixup?.Complete();
+        try
+        {
+            await t.Writer!.CommitAsync();
+        }
+        catch (IOException e)
+        {
+            t.Writer = null;
+            Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", SafeFile.IsDiskFull(e) ? Reply.DiskFull : Reply.LocalError);
+            ResetTransaction();
+            return;
+        }
+        t.Writer = null;
+        _messages++;
+        _recipients += t.Recipients.Count;
+        Log.Accepted(_ctx.Logger, t.Id.Value, _id, Ip, t.Mail.From.ToString(), t.Recipients.Count, size, _user, ProtocolName(t));
+        Send(Reply.Queued(t.Id.Value));
+        _transaction = null;
+        _state = SessionState.Ready;
+        _ctx.Committed(t.Id);
+    }
+
+    private void RefuseContentAndClose(string command)
+    {
+        Refuse(command, Reply.BareLineEndingInData);
+        ResetTransaction();
+        _closing = true;
+        _closeReason = "bare CR or LF in content";
+    }
+
+    /// <summary>RFC 3848 (and RFC 6531 §3.7.3 for UTF8SMTP): how the message came in.</summary>
+    private string ProtocolName(Transaction t)
+    {
+        var name = t.Mail.SmtpUtf8 ? "UTF8SMTP" : _extended ? "ESMTP" : "SMTP";
+        if (IsTls)
+        {
+            name += "S";
+        }
+        if (_user is not null)
+        {
+            name += "A";
+        }
+        return name == "SMTPS" ? "ESMTPS" : name;
+    }
+
+    /// <summary>RFC 5321 §4.4 trace field, with the TLS version and cipher when there is TLS.</summary>
+    private string ReceivedHeader(Transaction t, DateTimeOffset when)
+    {
+        var tls = _tls is null ? "" : $"\r\n\t(version={TlsVersionName(_tls.SslProtocol)} cipher={_tls.NegotiatedCipherSuite})";
+        var forClause = t.Recipients.Count == 1 ? $"\r\n\tfor <{t.Recipients[0].Address}>" : "";
+        var helo = SanitizeHelo(_helo ?? "unknown");
+        return $"Received: from {helo} ([{Ip}])\r\n\tby {Options.Hostname} (Postern) with {ProtocolName(t)} id {t.Id.Value}{tls}{forClause};\r\n\t{FormatDate(when)}\r\n";
+    }
+
+    private static string SanitizeHelo(string helo) =>
+        new(helo.Select(c => c is '(' or ')' or ';' or '\\' or '"' ? '_' : c).ToArray());
+
+    internal static string TlsVersionName(System.Security.Authentication.SslProtocols p) => p switch
+    {
+        System.Security.Authentication.SslProtocols.Tls13 => "TLS1.3",
+        System.Security.Authentication.SslProtocols.Tls12 => "TLS1.2",
+        _ => p.ToString(),
+    };
+
+    /// <summary>RFC 5322 §3.3 date-time.</summary>
+    internal static string FormatDate(DateTimeOffset d) =>
+        d.ToString("ddd, dd MMM yyyy HH:mm:ss ", CultureInfo.InvariantCulture) + d.ToString("zzz", CultureInfo.InvariantCulture).Replace(":", "", StringComparison.Ordinal);
+}

@@ -1,0 +1,44 @@
+using Postern.Protocol.Commands;
+using Postern.Protocol.Replies;
+using Postern.Server.Configuration;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+public sealed partial class SmtpSession
+{
+    /// <summary>MAIL FROM (RFC 5321 §4.1.1.2), with SIZE (RFC 1870), BODY, SMTPUTF8 and DSN RET/ENVID.</summary>
+    private void Mail(MailCommand mail)
+    {
+        if (_shutdownRequested)
+        {
+            Send(Reply.ShuttingDown);
+            _closing = true;
+            _closeReason = "shutdown";
+            return;
+        }
+        // Submission roles take nothing without AUTH (RFC 6409 §4.3, RFC 8314).
+        if (_listener.Role != ListenerRole.Mx && _user is null)
+        {
+            Refuse("MAIL", Reply.AuthRequired);
+            return;
+        }
+        if (mail.Size is { } size && size > Options.Limits.MaxMessageSize)
+        {
+            Refuse("MAIL", Reply.MessageTooBig);
+            return;
+        }
+        if (_user is not null)
+        {
+            // SPEC §4: an authenticated user sends only as an address that is theirs.
+            if (mail.From.Mailbox is not { } from || !_ctx.AddressBook.Owns(_user, from))
+            {
+                Refuse("MAIL", Reply.SenderNotOwned, $"user {_user} may not send as <{mail.From}>");
+                return;
+            }
+        }
+        _transaction = new Transaction(mail, QueueId.New(_ctx.Time.GetUtcNow()));
+        _state = SessionState.Mail;
+        Send(Reply.SenderOk);
+    }
+}

@@ -1,0 +1,57 @@
+using Postern.Protocol.Commands;
+using Postern.Protocol.Replies;
+using Postern.Server.Accounts;
+using Postern.Server.Configuration;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+public sealed partial class SmtpSession
+{
+    /// <summary>
+    /// RCPT TO (RFC 5321 §4.1.1.3): local recipients must exist; anything else is relaying, allowed
+    /// only to an authenticated user or, on the mx role, a trusted network. No open relay in any form.
+    /// </summary>
+    private void Rcpt(RcptCommand rcpt)
+    {
+        var t = _transaction!;
+        var to = rcpt.To.Mailbox;
+        if (t.Recipients.Count >= Options.Limits.MaxRecipients)
+        {
+            Refuse("RCPT", Reply.TooManyRecipients);
+            return;
+        }
+        if (to.IsInternational && !t.Mail.SmtpUtf8)
+        {
+            Refuse("RCPT", Reply.Utf8AddressNeedsSmtpUtf8);
+            return;
+        }
+        var kind = _ctx.AddressBook.Classify(to);
+        switch (kind)
+        {
+            case RecipientKind.AddressLiteral:
+                Refuse("RCPT", Reply.AddressLiteralRefused, $"to=<{to}>");
+                return;
+            case RecipientKind.UnknownLocal:
+                Refuse("RCPT", Reply.UnknownUser, $"to=<{to}>");
+                return;
+            case RecipientKind.Remote:
+                var mayRelay = _user is not null || (_listener.Role == ListenerRole.Mx && _ctx.IsTrusted(RemoteIp));
+                if (!mayRelay)
+                {
+                    Refuse("RCPT", Reply.RelayDenied, $"to=<{to}>");
+                    return;
+                }
+                break;
+        }
+        t.Recipients.Add(new EnvelopeRecipient
+        {
+            Address = to.Address,
+            Local = kind == RecipientKind.Local,
+            Notify = rcpt.Notify == DsnNotify.None ? null : rcpt.Notify.ToString().ToUpperInvariant().Replace(" ", "", StringComparison.Ordinal),
+            ORcpt = rcpt.ORcpt,
+        });
+        _state = SessionState.Rcpt;
+        Send(Reply.RecipientOk);
+    }
+}

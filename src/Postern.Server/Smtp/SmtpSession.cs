@@ -1,0 +1,382 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using Postern.Protocol.Commands;
+using Postern.Protocol.Parsing;
+using Postern.Protocol.Replies;
+using Postern.Server.Configuration;
+using Postern.Server.Logging;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+/// <summary>
+/// One SMTP connection, from greeting to close. The loop reads one command line at a time from a
+/// PipeReader, checks it against the <see cref="CommandTable"/>, and hands it to the file of its
+/// verb (SmtpSession.*.cs). Replies are buffered and flushed when no further input is waiting,
+/// which is what PIPELINING needs (RFC 2920 §3.1). All waiting goes through <see cref="ReadAsync"/>,
+/// the one place where timeouts and shutdown are enforced (STYLE principle 11).
+/// </summary>
+public sealed partial class SmtpSession : IAsyncDisposable
+{
+    private const int CommandLineLimit = 512;      // RFC 5321 §4.5.3.1.4
+    private const int AuthLineLimit = 12288;       // RFC 4954 §4: at least 12288 octets for AUTH lines
+
+    private readonly ServerContext _ctx;
+    private readonly ListenerOptions _listener;
+    private readonly Stream _network;
+    private Stream _stream;
+    private PipeReader _reader;
+    private PipeWriter _writer;
+    private readonly IPEndPoint _remote;
+    private readonly string _id;
+    private CancellationTokenSource _readCts;
+    private volatile bool _shutdownRequested;
+    private bool _needMoreInput;
+    private bool _skippingLongLine;
+    private bool _closing;
+    private string _closeReason = "quit";
+
+    private SessionState _state = SessionState.Connected;
+    private string? _helo;
+    private bool _extended;
+    private SslStream? _tls;
+    private string? _user;
+    private Transaction? _transaction;
+
+    private int _messages;
+    private int _recipients;
+    private int _errors;
+    private int _commands;
+
+    public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
+    {
+        _ctx = ctx;
+        _listener = listener;
+        _network = network;
+        _stream = network;
+        _remote = remote;
+        _id = id;
+        _readCts = new CancellationTokenSource();
+        (_reader, _writer) = CreatePipes(network);
+    }
+
+    private PosternOptions Options => _ctx.Options;
+    private bool IsTls => _tls is not null;
+    private IPAddress RemoteIp => _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
+    private string Ip => RemoteIp.ToString();
+
+    /// <summary>Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).</summary>
+    private bool TlsRequiredButMissing => _listener.Role == ListenerRole.Submission && !IsTls;
+
+    private static (PipeReader, PipeWriter) CreatePipes(Stream s) => (
+        // Zero-byte reads: an idle connection holds no buffer while it waits.
+        PipeReader.Create(s, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true)),
+        PipeWriter.Create(s, new StreamPipeWriterOptions(minimumBufferSize: 1024, leaveOpen: true)));
+
+    /// <summary>Runs the dialogue to its end. Never throws.</summary>
+    public async Task RunAsync()
+    {
+        using var registration = _ctx.ShuttingDown.Register(() =>
+        {
+            _shutdownRequested = true;
+            if (_transaction is null)
+            {
+                try
+                {
+                    _readCts.Cancel();
+                }
+                catch (ObjectDisposedException)
+                {
+                }
+            }
+        });
+        try
+        {
+            if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync())
+            {
+                return;
+            }
+            Send(new SmtpReply(220, null, $"{Options.Hostname} ESMTP Postern"));
+            await CommandLoopAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : _transaction?.InData == true ? Reply.DataTimeout : Reply.CommandTimeout);
+            _closeReason = _shutdownRequested ? "shutdown" : "timeout";
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            _closeReason = "connection lost";
+        }
+        catch (Exception e)
+        {
+            _closeReason = "internal error";
+            Log.SessionError(_ctx.Logger, _id, e.Message, e);
+            await TrySendFinalAsync(Reply.LocalError);
+        }
+        finally
+        {
+            _transaction?.Abort();
+            Log.Disconnect(_ctx.Logger, _id, Ip, _helo, _messages, _recipients, _errors, _commands, _closeReason);
+        }
+    }
+
+    private async Task CommandLoopAsync()
+    {
+        while (!_closing)
+        {
+            if (_shutdownRequested && _transaction is null)
+            {
+                Send(Reply.ShuttingDown);
+                _closeReason = "shutdown";
+                break;
+            }
+            var command = await ReadCommandAsync();
+            if (command is null)
+            {
+                _closeReason = "client closed connection";
+                return;
+            }
+            _commands++;
+            await DispatchAsync(command);
+            if (_errors >= Options.Limits.MaxErrors && !_closing)
+            {
+                Send(Reply.TooManyErrors);
+                _closeReason = "too many errors";
+                break;
+            }
+        }
+        await FlushAsync();
+    }
+
+    private async Task DispatchAsync(SmtpCommand command)
+    {
+        if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
+        {
+            Refuse("line", badLine.Reply);
+            return;
+        }
+        if (command.Verb == Verb.Unknown)
+        {
+            Refuse("unknown", Reply.UnknownCommand);
+            return;
+        }
+        // Sequence first (even for a malformed command, RFC 5321 §4.1.4 prefers 503 over 501),
+        // except BDAT, whose octets must be read whatever is replied.
+        var refusal = CommandTable.Check(command.Verb, _state, TlsRequiredButMissing);
+        if (refusal is not null)
+        {
+            if (command is BdatCommand bdat)
+            {
+                await DiscardChunkAsync(bdat.Size);
+            }
+            Refuse(command.Verb.ToString(), refusal);
+            return;
+        }
+        if (command is InvalidCommand invalid)
+        {
+            Refuse(invalid.Verb.ToString(), invalid.Reply);
+            return;
+        }
+        switch (command)
+        {
+            case HeloCommand helo: Helo(helo); break;
+            case MailCommand mail: Mail(mail); break;
+            case RcptCommand rcpt: Rcpt(rcpt); break;
+            case BdatCommand bdat: await BdatAsync(bdat); break;
+            case AuthCommand auth: await AuthAsync(auth); break;
+            case SimpleCommand { Verb: Verb.Data }: await DataAsync(); break;
+            case SimpleCommand { Verb: Verb.StartTls }: await StartTlsAsync(); break;
+            case SimpleCommand { Verb: Verb.Rset }:
+                ResetTransaction();
+                Send(Reply.ResetOk);
+                break;
+            case SimpleCommand { Verb: Verb.Noop }: Send(Reply.NoopOk); break;
+            case SimpleCommand { Verb: Verb.Help }: Send(Reply.HelpText); break;
+            // VRFY and EXPN would tell a harvester which addresses exist (RFC 5321 §7.3).
+            case SimpleCommand { Verb: Verb.Vrfy }: Send(Reply.VrfyCannot); break;
+            case SimpleCommand { Verb: Verb.Expn }: Refuse("EXPN", Reply.NotImplemented); break;
+            case SimpleCommand { Verb: Verb.Quit }:
+                Send(Reply.Bye);
+                _closing = true;
+                _closeReason = "quit";
+                break;
+            default:
+                Refuse(command.Verb.ToString(), Reply.NotImplemented);
+                break;
+        }
+    }
+
+    /// <summary>Sends a refusal, counts it as an error and logs it.</summary>
+    private void Refuse(string command, SmtpReply reply, string? reason = null)
+    {
+        _errors++;
+        Log.Rejected(_ctx.Logger, _id, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
+        Send(reply);
+    }
+
+    private void Send(SmtpReply reply) => _writer.Write(reply.ToBytes());
+
+    private async ValueTask FlushAsync()
+    {
+        if (_writer.UnflushedBytes > 0)
+        {
+            await _writer.FlushAsync();
+        }
+    }
+
+    private async Task TrySendFinalAsync(SmtpReply reply)
+    {
+        try
+        {
+            Send(reply);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _writer.FlushAsync(cts.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
+        {
+        }
+    }
+
+    /// <summary>
+    /// The one place that waits for the client: flushes pending replies first (pipelining), then reads
+    /// with the timeout of the current phase. Shutdown cancels the wait only outside a transaction.
+    /// </summary>
+    private async ValueTask<ReadResult> ReadAsync(TimeSpan timeout)
+    {
+        if (!_needMoreInput && _reader.TryRead(out var buffered))
+        {
+            if (!buffered.Buffer.IsEmpty || buffered.IsCompleted)
+            {
+                return buffered;
+            }
+            _reader.AdvanceTo(buffered.Buffer.Start);
+        }
+        await FlushAsync();
+        if (!_readCts.TryReset())
+        {
+            _readCts.Dispose();
+            _readCts = new CancellationTokenSource();
+        }
+        if (_shutdownRequested && _transaction is null)
+        {
+            throw new OperationCanceledException();
+        }
+        _readCts.CancelAfter(timeout);
+        var result = await _reader.ReadAsync(_readCts.Token);
+        _needMoreInput = false;
+        return result;
+    }
+
+    /// <summary>Reads and parses the next command; null when the client has gone.</summary>
+    private async ValueTask<SmtpCommand?> ReadCommandAsync()
+    {
+        while (true)
+        {
+            var result = await ReadAsync(Options.Limits.CommandTimeout);
+            var buffer = result.Buffer;
+            var (command, status) = ParseOne(ref buffer);
+            if (command is not null)
+            {
+                return command;
+            }
+            if (status == LineStatus.Incomplete && result.IsCompleted)
+            {
+                return null;
+            }
+        }
+    }
+
+    private (SmtpCommand?, LineStatus) ParseOne(ref ReadOnlySequence<byte> buffer)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (_skippingLongLine)
+        {
+            _skippingLongLine = !LineReader.SkipPastLineFeed(ref reader);
+            if (_skippingLongLine)
+            {
+                _reader.AdvanceTo(reader.Position);
+                _needMoreInput = true;
+                return (null, LineStatus.Incomplete);
+            }
+        }
+        var status = LineReader.TryRead(ref reader, CommandLineLimit, out var line);
+        SmtpCommand? command = null;
+        switch (status)
+        {
+            case LineStatus.Line:
+                command = CommandParser.Parse(line, Options.Domains[0]);
+                break;
+            case LineStatus.TooLong:
+                _skippingLongLine = true;
+                command = new InvalidCommand(Verb.Unknown, Reply.LineTooLong);
+                break;
+            case LineStatus.BareLineEnding:
+                command = new InvalidCommand(Verb.Unknown, Reply.BareLineEndingInCommand);
+                break;
+        }
+        if (status == LineStatus.Incomplete)
+        {
+            _reader.AdvanceTo(reader.Position, buffer.End);
+            _needMoreInput = true;
+        }
+        else
+        {
+            _reader.AdvanceTo(reader.Position);
+        }
+        return (command, status);
+    }
+
+    /// <summary>Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone.</summary>
+    private async ValueTask<string?> ReadAuthLineAsync()
+    {
+        while (true)
+        {
+            var result = await ReadAsync(Options.Limits.CommandTimeout);
+            var buffer = result.Buffer;
+            var reader = new SequenceReader<byte>(buffer);
+            var status = LineReader.TryRead(ref reader, AuthLineLimit, out var line);
+            if (status == LineStatus.Incomplete)
+            {
+                _reader.AdvanceTo(buffer.Start, buffer.End);
+                _needMoreInput = true;
+                if (result.IsCompleted)
+                {
+                    return null;
+                }
+                continue;
+            }
+            var text = status == LineStatus.Line ? System.Text.EncodingExtensions.GetString(System.Text.Encoding.ASCII, line) : "\0";
+            if (status == LineStatus.TooLong)
+            {
+                _skippingLongLine = true;
+            }
+            _reader.AdvanceTo(reader.Position);
+            return text;
+        }
+    }
+
+    private void ResetTransaction()
+    {
+        _transaction?.Abort();
+        _transaction = null;
+        if (_state is SessionState.Mail or SessionState.Rcpt or SessionState.Bdat)
+        {
+            _state = SessionState.Ready;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _reader.CompleteAsync();
+        await _writer.CompleteAsync();
+        if (_tls is not null)
+        {
+            await _tls.DisposeAsync();
+        }
+        await _network.DisposeAsync();
+        _readCts.Dispose();
+    }
+}

@@ -1,0 +1,23 @@
+using Postern.Protocol.Commands;
+using Postern.Protocol.Parsing;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Smtp;
+
+/// <summary>One mail transaction: MAIL, the accepted RCPTs, and the message being written.</summary>
+internal sealed class Transaction(MailCommand mail, QueueId id)
+{
+    public MailCommand Mail { get; } = mail;
+    public QueueId Id { get; } = id;
+    public List<EnvelopeRecipient> Recipients { get; } = [];
+    public SpoolWriter? Writer { get; set; }
+    public BdatReader? Bdat { get; set; }
+    public HeaderFixup? Fixup { get; set; }
+    public bool InData { get; set; }
+
+    public void Abort()
+    {
+        Writer?.Abort();
+        Writer = null;
+    }
+}

@@ -1,0 +1,136 @@
+using Postern.Server.Configuration;
+
+namespace Postern.Cli;
+
+/// <summary>Exit codes of SPEC §1.</summary>
+public static class ExitCode
+{
+    public const int Ok = 0;
+    public const int Problem = 1;
+    public const int Usage = 2;
+}
+
+/// <summary>Arguments after the verb: flags with values, switches, and positional words.</summary>
+public sealed class Arguments
+{
+    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force"];
+    private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _switches = new(StringComparer.Ordinal);
+
+    public List<string> Positional { get; } = [];
+
+    public static Arguments Parse(IEnumerable<string> args)
+    {
+        var a = new Arguments();
+        var list = args.ToList();
+        for (var i = 0; i < list.Count; i++)
+        {
+            var arg = list[i];
+            if (arg.StartsWith("--", StringComparison.Ordinal))
+            {
+                var eq = arg.IndexOf('=');
+                if (eq > 0)
+                {
+                    a._values[arg[..eq]] = arg[(eq + 1)..];
+                }
+                else if (Switches.Contains(arg))
+                {
+                    a._switches.Add(arg);
+                }
+                else if (i + 1 < list.Count)
+                {
+                    a._values[arg] = list[++i];
+                }
+                else
+                {
+                    throw new UsageException($"{arg} needs a value");
+                }
+            }
+            else
+            {
+                a.Positional.Add(arg);
+            }
+        }
+        return a;
+    }
+
+    public string? Value(string name) => _values.GetValueOrDefault(name);
+
+    public bool Has(string name) => _switches.Contains(name);
+
+    public bool Dev => Has("--dev");
+    public bool Json => Has("--json");
+    public string? Config => Value("--config");
+
+    /// <summary>Fails on flags this verb does not know, so a typo is never silently ignored.</summary>
+    public void Allow(params string[] names)
+    {
+        foreach (var k in _values.Keys.Concat(_switches))
+        {
+            if (!names.Contains(k) && k is not "--config" and not "--dev")
+            {
+                throw new UsageException($"unknown option {k}");
+            }
+        }
+    }
+}
+
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>The `postern` command line (SPEC §1): one executable, verbs.</summary>
+public static class CommandLine
+{
+    public const string Usage = """
+        usage: postern VERB [options]
+
+          serve [--config FILE] [--dev]          run the server until SIGTERM/SIGINT
+          user add|del|list|passwd [ADDRESS] [--password-stdin]
+          queue list|show ID|delete ID [--json]
+          config check [--config FILE] [--dev] [--json]
+
+        Every verb takes --config FILE (default ./postern.json, then /etc/postern/postern.json)
+        and --dev (the embedded development configuration).
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, TextReader stdin)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
+            return args.Length == 0 ? ExitCode.Usage : ExitCode.Ok;
+        }
+        try
+        {
+            var rest = Arguments.Parse(args.Skip(1));
+            return args[0] switch
+            {
+                "serve" => await ServeCommand.RunAsync(rest, stdout, stderr),
+                "user" => UserCommand.Run(rest, stdout, stderr, stdin),
+                "queue" => QueueCommand.Run(rest, stdout, stderr),
+                "config" => ConfigCommand.Run(rest, stdout, stderr),
+                _ => throw new UsageException($"unknown verb '{args[0]}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            stderr.WriteLine($"postern: {e.Message}");
+            return ExitCode.Usage;
+        }
+        catch (ConfigurationException e)
+        {
+            stderr.WriteLine($"postern: configuration error: {e.Message}");
+            return ExitCode.Usage;
+        }
+    }
+
+    /// <summary>Loads the configuration every verb shares (so they all find the same data directory).</summary>
+    public static (PosternOptions Options, string? File) LoadOptions(Arguments a)
+    {
+        var file = ConfigurationLoader.FindConfigFile(a.Config);
+        if (file is null && !a.Dev)
+        {
+            throw new ConfigurationException("no configuration file (give --config FILE, create ./postern.json or /etc/postern/postern.json, or use --dev)");
+        }
+        return (ConfigurationLoader.Load(a.Dev && a.Config is null ? null : file, a.Dev), a.Dev && a.Config is null ? null : file);
+    }
+}

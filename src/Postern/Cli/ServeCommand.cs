@@ -1,0 +1,101 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Postern.Server;
+using Postern.Server.Accounts;
+using Postern.Server.Configuration;
+using Postern.Server.Logging;
+using Postern.Server.Queue;
+
+namespace Postern.Cli;
+
+/// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains.</summary>
+public static class ServeCommand
+{
+    public const string DevAccount = "dev@example.test";
+
+    public static async Task<int> RunAsync(Arguments a, TextWriter stdout, TextWriter stderr)
+    {
+        a.Allow();
+        var (options, file) = CommandLine.LoadOptions(a);
+        Directory.CreateDirectory(options.DataDirectory);
+        string? devPassword = null;
+        if (a.Dev)
+        {
+            devPassword = EnsureDevAccount(options);
+        }
+        using var logs = new KeyValueLoggerProvider(stdout);
+        var logger = logs.CreateLogger("postern");
+        PosternServer server;
+        try
+        {
+            server = new PosternServer(options, logger, configFile: file);
+            server.Start();
+        }
+        catch (SocketException e)
+        {
+            stderr.WriteLine($"postern: Listeners: cannot listen: {e.Message} (is another server using the port?)");
+            return ExitCode.Usage;
+        }
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"postern: cannot start: {e.Message}");
+            return ExitCode.Usage;
+        }
+        if (a.Dev)
+        {
+            PrintDevBanner(stderr, options, devPassword);
+        }
+        var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+        var reason = await stop.Task;
+        await server.StopAsync(reason);
+        await server.DisposeAsync();
+        return ExitCode.Ok;
+    }
+
+    /// <summary>SPEC §1: one account whose random password is printed once, at first start.</summary>
+    private static string? EnsureDevAccount(PosternOptions options)
+    {
+        var passwd = options.ResolvePath(options.Accounts.PasswdFile);
+        var marker = Path.Combine(options.DataDirectory, ".dev-account-created");
+        if (File.Exists(marker) || (File.Exists(passwd) && PasswdFile.Load(passwd).ContainsKey(DevAccount)))
+        {
+            return null;
+        }
+        var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(12)).Replace('+', 'x').Replace('/', 'y');
+        PasswdFile.Update(passwd, DevAccount, PasswordHasher.Hash(password), Durability.Instance);
+        File.WriteAllText(marker, "the dev account's password was printed at first start; `postern user passwd dev@example.test --dev` sets a new one\n");
+        return password;
+    }
+
+    private static void PrintDevBanner(TextWriter w, PosternOptions o, string? password)
+    {
+        w.WriteLine();
+        w.WriteLine("Postern is running with its development defaults (--dev).");
+        foreach (var l in o.Listeners)
+        {
+            w.WriteLine($"  {l.Name,-12} {l.Endpoint,-16} role {l.Role.ToString().ToLowerInvariant()}");
+        }
+        w.WriteLine($"  data         {o.DataDirectory}");
+        w.WriteLine($"  domains      {string.Join(", ", o.Domains)}");
+        if (password is not null)
+        {
+            w.WriteLine($"  account      {DevAccount}  password: {password}   (shown once; keep it)");
+        }
+        else
+        {
+            w.WriteLine($"  account      {DevAccount}  (password was shown at first start)");
+        }
+        w.WriteLine();
+        w.WriteLine("Send a test message:");
+        var mx = o.Listeners.FirstOrDefault(l => l.Role == ListenerRole.Mx)?.Endpoint ?? "127.0.0.1:2525";
+        var sub = o.Listeners.FirstOrDefault(l => l.Role == ListenerRole.Submission)?.Endpoint ?? "127.0.0.1:2587";
+        w.WriteLine($"  swaks --server {mx.Replace(":", " --port ", StringComparison.Ordinal)} --to {DevAccount}");
+        w.WriteLine($"  swaks --server {sub.Replace(":", " --port ", StringComparison.Ordinal)} -tls --auth-user {DevAccount} --auth-password PASSWORD --from {DevAccount} --to {DevAccount}");
+        w.WriteLine($"Mail lands in {Path.Combine(o.DataDirectory, "mail", "example.test", "dev", "new")}");
+        w.WriteLine();
+    }
+}
