@@ -31,6 +31,7 @@ MSGS_LARGE=${BENCH_MESSAGES_LARGE:-$d_large}            # 100 KiB, sessions > 1
 MSGS_LARGE_C1=${BENCH_MESSAGES_LARGE_C1:-$d_large_c1}   # 100 KiB, 1 session
 WARMUP=${BENCH_WARMUP:-$d_warm}               # messages sent before measuring (JIT, process pools)
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
+REPEAT=${BENCH_REPEAT:-1}                     # runs per case and server; the table shows the median
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}         # seconds, per smtp-source run
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}      # seconds to wait for the server to go idle after a run
 REUSE=${BENCH_REUSE:-0}                       # 1: smtp-source -d (many messages per connection)
@@ -316,35 +317,58 @@ smtp_source() { # port sessions messages size rcpt logfile
   timeout "$RUN_TIMEOUT" "$SMTP_SOURCE" "${flags[@]}" "127.0.0.1:$1" >"$6" 2>&1
 }
 
-run_suite() { # name port pid rcpt
-  local name=$1 port=$2 pid=$3 rcpt=$4 size conc n key log c0 c1 t0 t1 secs
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+declare -A PORT SPID SRCPT RATES CPUS
+warm_up() { # name
+  local name=$1
   log "$name: warm-up, $WARMUP messages"
-  smtp_source "$port" 10 "$WARMUP" "$SIZE_SMALL" "$rcpt" "$LOGS/$name-warmup.log" ||
-    { log "$name: warm-up failed: $(tail -n 3 "$LOGS/$name-warmup.log")"; }
-  "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
+  smtp_source "${PORT[$name]}" 10 "$WARMUP" "$SIZE_SMALL" "${SRCPT[$name]}" "$LOGS/$name-warmup.log" ||
+    log "$name: warm-up failed: $(tail -n 3 "$LOGS/$name-warmup.log" | tr '\n' ' ')"
+  "${PROCSTAT[@]}" wait-idle "${SPID[$name]}" "$DRAIN_TIMEOUT" >/dev/null
+}
+
+run_one() { # name size sessions messages rep
+  local name=$1 size=$2 conc=$3 n=$4 rep=$5 pid=${SPID[$1]} key=$2:$3 c0 c1 t0 t1 secs rate cpu m0b m0t m1b m1t
+  local log=$LOGS/$name-$size-$conc-$rep.log
+  c0=$("${PROCSTAT[@]}" cpu "$pid")
+  read -r m0b m0t < <("${PROCSTAT[@]}" machine)
+  t0=$(date +%s.%N)
+  if smtp_source "${PORT[$name]}" "$conc" "$n" "$size" "${SRCPT[$name]}" "$log"; then
+    t1=$(date +%s.%N)
+    read -r m1b m1t < <("${PROCSTAT[@]}" machine)
+    # include work the server still does after the last 250 (queue manager, delivery, GC/JIT)
+    "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
+    c1=$("${PROCSTAT[@]}" cpu "$pid")
+    secs=$(calc %.3f "$t1 - $t0")
+    rate=$(calc %.0f "$n / $secs")
+    cpu=$(calc %.2f "($c1 - $c0) * 1000 / $n")
+    RATES[$name:$key]+=" $rate"; CPUS[$name:$key]+=" $cpu"
+    log "$name: size=$size sessions=$conc messages=$n: ${secs}s, $rate msg/s, CPU $cpu s/1k msg, machine busy $(calc %.0f "100 * ($m1b - $m0b) / ($m1t - $m0t + 1)")%"
+  else
+    RATES[$name:$key]+=" ERR"; FAILED=1
+    log "$name: size=$size sessions=$conc FAILED: $(tail -n 3 "$log" | tr '\n' ' ')"
+    "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null || true
+  fi
+}
+
+run_all() { # server names...
+  local size conc n rep name order
   for size in "$SIZE_SMALL" "$SIZE_LARGE"; do
     for conc in $CONCURRENCIES; do
-      n=$(msgs_for "$size" "$conc"); key=$size:$conc; log=$LOGS/$name-$size-$conc.log
-      MSGS[$key]=$n
-      c0=$("${PROCSTAT[@]}" cpu "$pid")
-      read -r m0b m0t < <("${PROCSTAT[@]}" machine)
-      t0=$(date +%s.%N)
-      if smtp_source "$port" "$conc" "$n" "$size" "$rcpt" "$log"; then
-        t1=$(date +%s.%N)
-        read -r m1b m1t < <("${PROCSTAT[@]}" machine)
-        # include work the server still does after the last 250 (e.g. queue delivery)
-        "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
-        c1=$("${PROCSTAT[@]}" cpu "$pid")
-        secs=$(calc %.3f "$t1 - $t0")
-        RATE[$name:$key]=$(calc %.0f "$n / $secs")
-        CPU[$name:$key]=$(calc %.2f "($c1 - $c0) * 1000 / $n")
-        SECS[$name:$key]=$secs
-        log "$name: size=$size sessions=$conc messages=$n: ${secs}s, ${RATE[$name:$key]} msg/s, CPU ${CPU[$name:$key]} s/1k msg, machine busy $(calc %.0f "100 * ($m1b - $m0b) / ($m1t - $m0t + 1)")%"
-      else
-        RATE[$name:$key]=ERR; CPU[$name:$key]=ERR; FAILED=1
-        log "$name: size=$size sessions=$conc FAILED: $(tail -n 3 "$log" | tr '\n' ' ')"
-        "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null || true
-      fi
+      n=$(msgs_for "$size" "$conc"); MSGS[$size:$conc]=$n
+      for rep in $(seq "$REPEAT"); do
+        # alternate who goes first, so that neither server always runs on a "warmer" disk
+        order=("$@"); (( rep % 2 == 0 )) && order=($(printf '%s\n' "$@" | tac))
+        for name in "${order[@]}"; do run_one "$name" "$size" "$conc" "$n" "$rep"; done
+      done
+      for name in "$@"; do
+        if [[ ${RATES[$name:$size:$conc]:-} == *ERR* ]]; then RATE[$name:$size:$conc]=ERR; CPU[$name:$size:$conc]=ERR
+        else
+          RATE[$name:$size:$conc]=$(median <<<"${RATES[$name:$size:$conc]:-}" | xargs printf %.0f)
+          CPU[$name:$size:$conc]=$(median <<<"${CPUS[$name:$size:$conc]:-}" | xargs printf %.2f)
+        fi
+      done
     done
   done
 }
@@ -369,41 +393,49 @@ measure_idle() { # pid port
 ensure_postfix
 PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo '?')
 
-SERVER_PID=""
+# Both servers run side by side and each case is measured on one, then the other, so that slow
+# drifts of the machine (disk, page cache, noisy neighbours) hit both alike. The idle server
+# costs next to nothing and its CPU is not counted for the other.
+SERVERS=()
 if [[ $ONLY != postern ]]; then
   start_postfix
   probe "$PF_PORT" "$RCPT" >/dev/null || die "Postfix refused the probe message"
-  run_suite postfix "$PF_PORT" "$SERVER_PID" "$RCPT"
-  stop_postfix
+  PORT[postfix]=$PF_PORT; SPID[postfix]=$SERVER_PID; SRCPT[postfix]=$RCPT; SERVERS+=(postfix)
 fi
 
 PN_RCPT=$RCPT
 if [[ $ONLY != postfix ]]; then
   if build_postern && start_postern 1; then
-    pn_probe_ok=0
     if reply=$(probe "$PN_PORT" "$PN_RCPT" 2>&1); then
-      pn_probe_ok=1
+      SERVERS+=(postern)
     else
       log "Postern refused the probe to $PN_RCPT: $reply"
       if [[ $PN_RCPT != postmaster@bench.test ]] && probe "$PN_PORT" postmaster@bench.test >/dev/null 2>&1; then
-        PN_RCPT=postmaster@bench.test; pn_probe_ok=1
+        PN_RCPT=postmaster@bench.test; SERVERS+=(postern)
         NOTES+=("Postern refused <$RCPT> ($reply); its runs used <postmaster@bench.test> instead.")
         log "using $PN_RCPT for Postern"
       else
         FAILED=1; NOTES+=("Postern refused the probe message: $reply")
+        stop_postern
       fi
     fi
-    if [[ $pn_probe_ok == 1 ]]; then
-      run_suite postern "$PN_PORT" "$SERVER_PID" "$PN_RCPT"
-      # fresh process for the memory measurement, so that heap left over from the load runs
-      # does not hide (or inflate) the per-connection cost
-      stop_postern
-      if start_postern 0; then measure_idle "$SERVER_PID" "$PN_PORT"; else FAILED=1; fi
-    fi
-    stop_postern
+    PORT[postern]=$PN_PORT; SPID[postern]=$SERVER_PID; SRCPT[postern]=$PN_RCPT
   else
     FAILED=1; NOTES+=("Postern could not be built or started: see bench/out/logs/postern-build.log and bench/out/postern.log.")
   fi
+fi
+
+if (( ${#SERVERS[@]} )); then
+  for name in "${SERVERS[@]}"; do warm_up "$name"; done
+  run_all "${SERVERS[@]}"
+fi
+[[ $PF_STARTED == 1 ]] && stop_postfix
+if [[ " ${SERVERS[*]} " == *" postern "* ]]; then
+  # fresh process for the memory measurement, so that heap left over from the load runs
+  # does not hide (or inflate) the per-connection cost
+  stop_postern
+  if start_postern 0; then measure_idle "$SERVER_PID" "$PN_PORT"; else FAILED=1; fi
+  stop_postern
 fi
 
 # ------------------------------------------------------------------ report --
@@ -419,6 +451,8 @@ REPORT=$OUT/latest.md
   echo "- Postfix $PF_VERSION (private instance on 127.0.0.1:$PF_PORT, durable queue, discard transport); Postern $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'uncommitted tree') on .NET $(dotnet --version 2>/dev/null || echo '?') (127.0.0.1:$PN_PORT, Delivery.Discard)"
   if [[ $REUSE == 1 ]]; then mode="many messages per connection (-d)"; else mode="one connection per message"; fi
   echo "- client: smtp-source, $mode, 1 recipient, HELO/MAIL/RCPT/DATA/QUIT; msg/s = messages / wall time of the smtp-source run"
+  (( REPEAT > 1 )) && echo "- each figure is the median of $REPEAT runs; the two servers take turns for every run"
+  (( REPEAT > 1 )) || echo "- one run per case; the two servers take turns case by case"
   echo "- CPU = user+sys seconds of the server's processes per 1,000 messages (Postfix: master and all its children), counted until the server is idle again"
   echo
   echo "| size | sessions | messages | Postfix msg/s | Postern msg/s | Postern/Postfix | Postfix CPU s/1k msg | Postern CPU s/1k msg |"
