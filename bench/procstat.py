@@ -7,6 +7,10 @@
   procstat.py rss PID          VmRSS of PID in KiB.
   procstat.py machine          "BUSY TOTAL": busy and total jiffies of all CPUs
                                (/proc/stat), to tell how loaded the machine was.
+  procstat.py quiet MAX_BUSY_PCT MAX_SECONDS
+                               wait until the whole machine is at most MAX_BUSY_PCT
+                               busy (of all CPUs, 1 s samples) or MAX_SECONDS passed;
+                               prints the last sample's busy percentage.
   procstat.py wait-idle PID [MAX_SECONDS]
                                block until the process tree of PID uses (almost)
                                no CPU for a while (so that work still running
@@ -105,9 +109,23 @@ def machine():
     return total - idle, total
 
 
+def quiet(max_pct, max_seconds):
+    deadline = time.monotonic() + max_seconds
+    while True:
+        b0, t0 = machine()
+        time.sleep(1.0)
+        b1, t1 = machine()
+        pct = 100.0 * (b1 - b0) / max(t1 - t0, 1)
+        if pct <= max_pct or time.monotonic() >= deadline:
+            return pct
+
+
 def main(argv):
     if len(argv) == 2 and argv[1] == "machine":
         print(*machine())
+        return
+    if len(argv) == 4 and argv[1] == "quiet":
+        print(f"{quiet(float(argv[2]), float(argv[3])):.0f}")
         return
     if len(argv) < 3:
         raise SystemExit(__doc__)

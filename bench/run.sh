@@ -32,6 +32,8 @@ MSGS_LARGE_C1=${BENCH_MESSAGES_LARGE_C1:-$d_large_c1}   # 100 KiB, 1 session
 WARMUP=${BENCH_WARMUP:-$d_warm}               # messages sent before measuring (JIT, process pools)
 IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
 REPEAT=${BENCH_REPEAT:-1}                     # runs per case and server; the table shows the median
+QUIET_PCT=${BENCH_QUIET_PCT:-10}              # before each run, wait until other processes use <= this % of all CPUs
+QUIET_WAIT=${BENCH_QUIET_WAIT:-30}            # ... but at most this many seconds (0: don't wait)
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}         # seconds, per smtp-source run
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}      # seconds to wait for the server to go idle after a run
 REUSE=${BENCH_REUSE:-0}                       # 1: smtp-source -d (many messages per connection)
@@ -47,6 +49,10 @@ PF_CONF=$PF_DIR/conf
 PN_DATA=$OUT/postern-data
 PN_CONF=$OUT/postern.json
 PN_DLL=$ROOT/src/Postern/bin/Release/net10.0/postern.dll
+# BENCH_ARTIFACTS=DIR: build with --artifacts-path DIR instead of into src/*/bin and obj
+# (keeps the benchmark's Release build apart from builds running in the source tree)
+ARTIFACTS=${BENCH_ARTIFACTS:-}
+[[ -n $ARTIFACTS ]] && { ARTIFACTS=$(mkdir -p "$ARTIFACTS" && cd "$ARTIFACTS" && pwd); PN_DLL=$ARTIFACTS/bin/Postern/release/postern.dll; }
 # command that runs Postern; override e.g. with a published binary (implies BENCH_SKIP_BUILD=1)
 if [[ -n ${BENCH_POSTERN_CMD:-} ]]; then read -r -a POSTERN <<<"$BENCH_POSTERN_CMD"; SKIP_BUILD=1; else POSTERN=(dotnet "$PN_DLL"); fi
 SMTP_SOURCE=/usr/sbin/smtp-source
@@ -243,7 +249,9 @@ EOF
 build_postern() {
   if [[ $SKIP_BUILD != 1 ]]; then
     log "building Postern (Release)"
-    (cd "$ROOT" && dotnet build -c Release src/Postern/Postern.csproj) >"$LOGS/postern-build.log" 2>&1 ||
+    local extra=()
+    [[ -n $ARTIFACTS ]] && extra=(--artifacts-path "$ARTIFACTS")
+    (cd "$ROOT" && dotnet build -c Release "${extra[@]}" src/Postern/Postern.csproj) >"$LOGS/postern-build.log" 2>&1 ||
       { tail -n 30 "$LOGS/postern-build.log" >&2; log "Postern build failed, see $LOGS/postern-build.log"; return 1; }
   fi
   [[ -n ${BENCH_POSTERN_CMD:-} || -f $PN_DLL ]] || { log "$PN_DLL not found"; return 1; }
@@ -300,7 +308,7 @@ stop_postern() {
 
 # ------------------------------------------------------------- measurement --
 declare -A RATE CPU SECS MSGS
-FAILED=0
+FAILED=0 RUNS=0 NOISY=0 NOISY_MAX=0
 NOTES=()
 
 msgs_for() { # size conc
@@ -330,7 +338,14 @@ warm_up() { # name
 
 run_one() { # name size sessions messages rep
   local name=$1 size=$2 conc=$3 n=$4 rep=$5 pid=${SPID[$1]} key=$2:$3 c0 c1 t0 t1 secs rate cpu m0b m0t m1b m1t
-  local log=$LOGS/$name-$size-$conc-$rep.log
+  local log=$LOGS/$name-$size-$conc-$rep.log bg
+  # the machine is shared: other work running now would distort the figures
+  bg=$("${PROCSTAT[@]}" quiet "$QUIET_PCT" "$QUIET_WAIT")
+  RUNS=$((RUNS + 1))
+  if (( bg > QUIET_PCT )); then
+    NOISY=$((NOISY + 1)); (( bg > NOISY_MAX )) && NOISY_MAX=$bg
+    log "warning: other processes use ${bg}% of the CPUs at the start of this run"
+  fi
   c0=$("${PROCSTAT[@]}" cpu "$pid")
   read -r m0b m0t < <("${PROCSTAT[@]}" machine)
   t0=$(date +%s.%N)
@@ -475,6 +490,10 @@ REPORT=$OUT/latest.md
     else
       echo "| $IDLE_CONNS | — | — | — | — | — |"
     fi
+  fi
+  if (( NOISY )); then
+    echo
+    echo "- **warning**: $NOISY of $RUNS runs started while other processes used more than $QUIET_PCT% of the CPUs (up to $NOISY_MAX%); those figures are unreliable, rerun on a quiet machine"
   fi
   if (( ${#NOTES[@]} )); then
     echo

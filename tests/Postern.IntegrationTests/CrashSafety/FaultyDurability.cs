@@ -1,0 +1,71 @@
+using Microsoft.Win32.SafeHandles;
+using Postern.Server.Queue;
+
+namespace Postern.IntegrationTests.CrashSafety;
+
+/// <summary>The durability step a <see cref="FaultyDurability"/> makes fail.</summary>
+public enum StorageFault
+{
+    None,
+
+    /// <summary>fsync(2) of a file fails (an I/O error from the disk).</summary>
+    FileFlush,
+
+    /// <summary>A write fails with ENOSPC.</summary>
+    DiskFull,
+
+    /// <summary>fsync(2) of a directory fails, after the rename was done.</summary>
+    DirectoryFlush,
+}
+
+/// <summary>
+/// The real durability with a switch that makes one step fail the way a failing disk does. It
+/// counts the faults it injected, so that a test can show the fault was really reached (a test
+/// whose fault is never hit would pass for the wrong reason).
+/// </summary>
+internal sealed class FaultyDurability : IDurability
+{
+    private int _fault;
+    private int _injected;
+
+    public StorageFault Fault
+    {
+        get => (StorageFault)Volatile.Read(ref _fault);
+        set => Volatile.Write(ref _fault, (int)value);
+    }
+
+    public int Injected => Volatile.Read(ref _injected);
+
+    /// <summary>The IOException .NET raises on Linux for ENOSPC: HResult is the errno, 28.</summary>
+    public static IOException DiskFullError() => new("No space left on device", 28);
+
+    public void BeforeWrite(string path, int count)
+    {
+        if (Fault == StorageFault.DiskFull)
+        {
+            Interlocked.Increment(ref _injected);
+            throw DiskFullError();
+        }
+        Durability.Instance.BeforeWrite(path, count);
+    }
+
+    public void FlushFile(SafeFileHandle file, string path)
+    {
+        if (Fault == StorageFault.FileFlush)
+        {
+            Interlocked.Increment(ref _injected);
+            throw new IOException($"fsync({path}) failed: errno 5 (injected)", 5);
+        }
+        Durability.Instance.FlushFile(file, path);
+    }
+
+    public void FlushDirectory(string path)
+    {
+        if (Fault == StorageFault.DirectoryFlush)
+        {
+            Interlocked.Increment(ref _injected);
+            throw new IOException($"fsync({path}) failed: errno 5 (injected)", 5);
+        }
+        Durability.Instance.FlushDirectory(path);
+    }
+}

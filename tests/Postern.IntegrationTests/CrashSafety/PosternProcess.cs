@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace Postern.IntegrationTests.CrashSafety;
+
+/// <summary>
+/// The real `postern serve` executable as a child process (`dotnet postern.dll serve --config F`),
+/// with one mx listener on a loopback port picked for it. Dispose kills it: no test leaves a
+/// server behind.
+/// </summary>
+internal sealed class PosternProcess : IDisposable
+{
+    private const int OutputLines = 400;
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private PosternProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+    }
+
+    public int Port { get; }
+
+    public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>The last lines the server printed (stdout and stderr), for failure messages.</summary>
+    public string Output => string.Join("\n", _output);
+
+    /// <summary>Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.</summary>
+    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout)
+    {
+        var port = FreePort();
+        var config = Path.Combine(Path.GetDirectoryName(dataDir)!, $"postern-{port}.json");
+        var json = JsonSerializer.Serialize(new
+        {
+            Hostname = "mx.example.test",
+            DataDirectory = dataDir,
+            Domains = new[] { "example.test" },
+            Listeners = new[] { new { Name = "mx", Endpoint = $"127.0.0.1:{port}", Role = "mx" } },
+            Tls = new { Generate = true },
+            Accounts = new { PasswdFile = "passwd" },
+        });
+        await File.WriteAllTextAsync(config, json);
+
+        var dll = Path.Combine(AppContext.BaseDirectory, "postern.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: the test project references src/Postern, whose output must be copied next to the tests");
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dataDir)!,
+        };
+        start.ArgumentList.Add(dll);
+        start.ArgumentList.Add("serve");
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(config);
+        // SPEC §2: POSTERN_* variables override the file; the test's settings must be the ones used.
+        foreach (var key in start.Environment.Keys.Where(k => k.StartsWith("POSTERN_", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(key);
+        }
+
+        var process = new Process { StartInfo = start };
+        var child = new PosternProcess(process, port);
+        process.OutputDataReceived += (_, e) => child.Keep(e.Data);
+        process.ErrorDataReceived += (_, e) => child.Keep(e.Data is null ? null : "stderr: " + e.Data);
+        process.Start();
+        try
+        {
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            await child.WaitUntilAcceptingAsync(timeout);
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
+        }
+        return child;
+    }
+
+    /// <summary>SIGKILL: no drain, no flush, no finally block runs in the server.</summary>
+    public void KillHard()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            _process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already reaped.
+        }
+    }
+
+    public void Dispose()
+    {
+        KillHard();
+        _process.Dispose();
+    }
+
+    private void Keep(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+        _output.Enqueue(line);
+        while (_output.Count > OutputLines && _output.TryDequeue(out _))
+        {
+        }
+    }
+
+    private async Task WaitUntilAcceptingAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (_process.HasExited)
+            {
+                _process.WaitForExit();
+                throw new InvalidOperationException($"postern exited with {_process.ExitCode} before listening on {Port}:\n{Output}");
+            }
+            try
+            {
+                using var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(25);
+            }
+            catch (SocketException e)
+            {
+                throw new TimeoutException($"postern did not listen on {Port} within {timeout}: {e.Message}\n{Output}");
+            }
+        }
+    }
+
+    /// <summary>A port nothing listens on now: bind to port 0, read what the system chose, release it.</summary>
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+
+    /// <summary>The dotnet host running these tests (the SDK sets DOTNET_HOST_PATH for its children).</summary>
+    private static string DotnetHost()
+    {
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+        {
+            return fromSdk;
+        }
+        var self = Environment.ProcessPath;
+        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
+    }
+}
