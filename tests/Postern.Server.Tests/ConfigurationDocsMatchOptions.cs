@@ -62,7 +62,7 @@ public sealed partial class ConfigurationDocsMatchOptions
     public static List<DocRow> DocRows()
     {
         var rows = new List<DocRow>();
-        var lines = File.ReadAllLines(RepositoryFiles.Path(DocPath));
+        var lines = File.ReadAllLines(RepositoryFiles.Under(DocPath));
         for (var i = 0; i < lines.Length; i++)
         {
             var line = lines[i].Trim();
@@ -210,7 +210,7 @@ public sealed partial class ConfigurationDocsMatchOptions
 
     private static List<string> CodeBlocks(string language)
     {
-        var text = File.ReadAllText(RepositoryFiles.Path(DocPath)).Replace("\r\n", "\n", StringComparison.Ordinal);
+        var text = File.ReadAllText(RepositoryFiles.Under(DocPath)).Replace("\r\n", "\n", StringComparison.Ordinal);
         return FencedBlock().Matches(text).Where(m => m.Groups["lang"].Value == language).Select(m => m.Groups["body"].Value).ToList();
     }
 

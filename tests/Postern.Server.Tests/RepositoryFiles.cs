@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Reflection;
 
 namespace Postern.Server.Tests;
 
@@ -7,21 +8,28 @@ internal static class RepositoryFiles
 {
     private static readonly Lazy<string> RootDirectory = new(() =>
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        // The binaries are usually under the tree (bin/); with --artifacts-path they are not, and the
+        // project folder recorded at build time (see the csproj) leads back to it.
+        var sourceDirectory = typeof(RepositoryFiles).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+            .FirstOrDefault(a => a.Key == "PosternTestSourceDirectory")?.Value;
+        foreach (var start in new[] { AppContext.BaseDirectory, sourceDirectory })
         {
-            if (File.Exists(Path.Combine(dir.FullName, "Postern.slnx")))
+            for (var dir = start is null ? null : new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                return dir.FullName;
+                if (File.Exists(System.IO.Path.Combine(dir.FullName, "Postern.slnx")))
+                {
+                    return dir.FullName;
+                }
             }
         }
-        throw new InvalidOperationException($"no Postern.slnx above {AppContext.BaseDirectory}");
+        throw new InvalidOperationException($"no Postern.slnx above {AppContext.BaseDirectory} or {sourceDirectory}");
     });
 
     /// <summary>The folder holding Postern.slnx.</summary>
     public static string Root => RootDirectory.Value;
 
     /// <summary>A path in the repository, given with '/' separators.</summary>
-    public static string Path(string relative) => System.IO.Path.Combine(Root, relative.Replace('/', System.IO.Path.DirectorySeparatorChar));
+    public static string Under(string relative) => System.IO.Path.Combine(Root, relative.Replace('/', System.IO.Path.DirectorySeparatorChar));
 
     /// <summary>An environment with nothing in it, so that the machine's POSTERN_ variables cannot change a test.</summary>
     public static IDictionary NoEnvironment => new Hashtable();

@@ -36,12 +36,15 @@ internal sealed class FaultyDurability : IDurability
 
     public int Injected => Volatile.Read(ref _injected);
 
+    /// <summary>Which paths the fault hits (all by default); e.g. only the Maildir, to fail delivery but not the spool.</summary>
+    public Func<string, bool> Applies { get; set; } = _ => true;
+
     /// <summary>The IOException .NET raises on Linux for ENOSPC: HResult is the errno, 28.</summary>
     public static IOException DiskFullError() => new("No space left on device", 28);
 
     public void BeforeWrite(string path, int count)
     {
-        if (Fault == StorageFault.DiskFull)
+        if (Fault == StorageFault.DiskFull && Applies(path))
         {
             Interlocked.Increment(ref _injected);
             throw DiskFullError();
@@ -51,7 +54,7 @@ internal sealed class FaultyDurability : IDurability
 
     public void FlushFile(SafeFileHandle file, string path)
     {
-        if (Fault == StorageFault.FileFlush)
+        if (Fault == StorageFault.FileFlush && Applies(path))
         {
             Interlocked.Increment(ref _injected);
             throw new IOException($"fsync({path}) failed: errno 5 (injected)", 5);
@@ -61,7 +64,7 @@ internal sealed class FaultyDurability : IDurability
 
     public void FlushDirectory(string path)
     {
-        if (Fault == StorageFault.DirectoryFlush)
+        if (Fault == StorageFault.DirectoryFlush && Applies(path))
         {
             Interlocked.Increment(ref _injected);
             throw new IOException($"fsync({path}) failed: errno 5 (injected)", 5);

@@ -97,6 +97,53 @@ public sealed class FaultyStorageAcknowledgesNothing
     }
 
     /// <summary>
+    /// The other side of "acknowledges nothing": a Maildir whose disk fails does not count as a
+    /// delivery. The recipient is deferred (a full disk is not a reason to bounce), the message stays
+    /// in the queue, and once the disk recovers the retry delivers it intact.
+    /// </summary>
+    [Theory]
+    [InlineData(StorageFault.FileFlush)]
+    [InlineData(StorageFault.DiskFull)]
+    [InlineData(StorageFault.DirectoryFlush)]
+    public async Task FailingMaildirDefersTheDeliveryAndLosesNothing(StorageFault fault)
+    {
+        var storage = new FaultyDurability
+        {
+            Fault = fault,
+            Applies = path => path.Contains($"{Path.DirectorySeparatorChar}mail{Path.DirectorySeparatorChar}", StringComparison.Ordinal),
+        };
+        await using var server = await TestServer.StartAsync(durability: storage);
+        await using var c = await RawSmtp.OpenAsync(server.MxPort);
+        var content = Message(NewToken(), 3_000);
+        var reply = await SendMessageAsync(c, "DATA", content);
+        Assert.StartsWith("250 2.0.0", reply, StringComparison.Ordinal);
+        await c.CommandAsync("QUIT", 221);
+        var id = new QueueId(reply[(reply.LastIndexOf(' ') + 1)..].Trim());
+
+        var deadline = Environment.TickCount64 + 10_000;
+        while (server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status != "deferred")
+        {
+            Assert.True(Environment.TickCount64 < deadline, $"{id} was never deferred; state: {server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status ?? "none"}\nLog:\n{server.Logs}");
+            await Task.Delay(20);
+        }
+        Assert.True(storage.Injected > 0, $"the {fault} fault was never reached");
+        Assert.True(File.Exists(server.Server.Spool.MessagePath(id)), "a message whose delivery failed left the queue");
+        if (fault != StorageFault.DirectoryFlush)
+        {
+            // Only a failed fsync of new/ comes after the rename into new/.
+            Assert.Empty(server.Delivered(Recipient));
+        }
+
+        // The disk recovers; the retry (normally a minute later) is asked for at once.
+        storage.Fault = StorageFault.None;
+        server.Server.LocalDelivery.Enqueue(id);
+        await WaitForEmptyQueueAsync(server);
+        var copies = server.Delivered(Recipient);
+        Assert.NotEmpty(copies);
+        Assert.All(copies, f => Assert.Equal(content, TestServer.BodyAfterTrace(File.ReadAllBytes(f))));
+    }
+
+    /// <summary>
     /// One refused message, then proof that it was not kept behind the client's back: after the
     /// fault clears a second message is accepted on the same connection, and once the queue has
     /// drained only that second message is in the mailbox.

@@ -17,7 +17,7 @@ namespace Postern.IntegrationTests.CrashSafety;
 public sealed class KilledServerLosesNothing(ITestOutputHelper output)
 {
     private const int Clients = 8;
-    private const int Kills = 4;
+    private const int Kills = 5;
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(40);
     private static readonly string[] Accounts = ["alice@example.test", "bob@example.test"];
@@ -43,6 +43,9 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
             {
                 server = await PosternProcess.StartAsync(data, StartTimeout);
                 var traffic = Traffic.Start(server.Port, round, random.Next());
+                // The random delay counts from the round's first 250, so that every round kills a
+                // server that is taking mail (and, from round 2, still delivering what it recovered).
+                await traffic.FirstAcknowledgedAsync(TimeSpan.FromSeconds(15));
                 var killAfter = random.Next(200, 1500);
                 await Task.Delay(killAfter);
                 traffic.Killing = true;
@@ -53,7 +56,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                 await traffic.WhenStoppedAsync(TimeSpan.FromSeconds(30));
 
                 var queued = CountFiles(Path.Combine(data, "queue", "messages"));
-                output.WriteLine($"round {round}: SIGKILL after {killAfter} ms; acknowledged {traffic.Acknowledged.Count}, " +
+                output.WriteLine($"round {round}: SIGKILL {killAfter} ms after the first 250; acknowledged {traffic.Acknowledged.Count}, " +
                     $"unanswered at the kill {traffic.Unanswered}, left in queue/messages {queued}");
                 Assert.True(traffic.Unexpected.IsEmpty,
                     $"round {round}: replies or errors before the kill:\n{string.Join("\n", traffic.Unexpected.Take(10))}\nserver output:\n{lastOutput}");
@@ -86,7 +89,8 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
         var torn = new List<string>();
         foreach (var account in Accounts)
         {
-            foreach (var file in Directory.EnumerateFiles(NewDir(data, account)))
+            var newDir = NewDir(data, account);
+            foreach (var file in Directory.Exists(newDir) ? Directory.EnumerateFiles(newDir) : [])
             {
                 var bytes = File.ReadAllBytes(file);
                 var token = TokenOf(bytes);
@@ -159,7 +163,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
     {
         var at = account.IndexOf('@', StringComparison.Ordinal);
         var dir = Path.Combine(data, "mail", account[(at + 1)..], account[..at], "new");
-        return Directory.Exists(dir) ? dir : Path.GetTempPath() is var _ && Directory.CreateDirectory(dir).FullName is var d ? d : dir;
+        return dir;
     }
 
     /// <summary>The X-Token header's value, or null if the file does not hold a whole message of ours.</summary>
@@ -183,6 +187,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
     private sealed class Traffic
     {
         private readonly Task[] _clients;
+        private readonly TaskCompletionSource _firstAcknowledged = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private int _unanswered;
         private volatile bool _killing;
 
@@ -207,6 +212,9 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
         }
 
         public static Traffic Start(int port, int round, int seed) => new(port, round, seed);
+
+        /// <summary>Returns at the first 250 of the round, or after the timeout (the errors will tell why).</summary>
+        public Task FirstAcknowledgedAsync(TimeSpan timeout) => Task.WhenAny(_firstAcknowledged.Task, Task.Delay(timeout));
 
         public async Task WhenStoppedAsync(TimeSpan timeout)
         {
@@ -255,12 +263,14 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                         {
                             await ExpectAsync(c, "DATA", "354");
                             dataSent = true;
-                            await c.SendAsync([.. content, .. ".\r\n"u8]);
+                            // RFC 5321 §4.5.2: a line that starts with a dot gets one more (the server takes it away).
+                            await c.SendAsync([.. DotStuff(content), .. ".\r\n"u8]);
                         }
                         reply = await c.ReadReplyAsync();
                         if (reply.StartsWith("250 ", StringComparison.Ordinal))
                         {
                             Acknowledged.Enqueue(new SentMessage(token, recipients, content, reply));
+                            _firstAcknowledged.TrySetResult();
                             dataSent = false;
                             continue;
                         }
@@ -296,6 +306,9 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                 throw new InvalidOperationException($"{command} answered: '{reply}'");
             }
         }
+
+        private static byte[] DotStuff(byte[] content) =>
+            Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(content).Replace("\r\n.", "\r\n..", StringComparison.Ordinal));
 
         /// <summary>Headers naming the token, lines of it, and a last line that shows the message is whole.</summary>
         private static byte[] Content(string token, string[] recipients, int size)

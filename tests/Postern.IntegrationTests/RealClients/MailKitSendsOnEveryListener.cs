@@ -22,6 +22,7 @@ public sealed class MailKitSendsOnEveryListener
         await using var server = await TestServer.StartAsync();
         var message = Build(route);
         var sent = Bytes(message);
+        Assert.Contains("Content-Transfer-Encoding: 8bit\r\n", Encoding.UTF8.GetString(sent), StringComparison.Ordinal);
 
         using var transcript = new MemoryStream();
         using (var client = new SmtpClient(new ProtocolLogger(transcript, leaveOpen: true)))

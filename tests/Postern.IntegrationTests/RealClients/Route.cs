@@ -47,7 +47,7 @@ internal static class RouteFacts
     public static string Rfc3848Protocol(this Route route) => route switch
     {
         Route.MxPlain => "ESMTP",
-        Route.MxStartTls => "ESMTP",
+        Route.MxStartTls => "ESMTPS",
         _ => "ESMTPSA",
     };
 }

@@ -44,20 +44,8 @@ public sealed class SmtplibSendsOnEveryListener
     {
         await using var server = await TestServer.StartAsync();
         var message = TestMessage.Raw("smtplib", route);
-        var file = Path.Combine(server.DataDir, "smtplib-message.eml");
-        await File.WriteAllBytesAsync(file, message);
-        var mode = route switch
-        {
-            Route.MxPlain => "plain",
-            Route.SubmissionsImplicitTlsAuth => "implicit",
-            _ => "starttls",
-        };
 
-        var run = await Peers.RunAsync("python3",
-        [
-            "-c", Script, mode, route.Port(server).ToString(System.Globalization.CultureInfo.InvariantCulture), mechanism,
-            RouteFacts.Alice, TestServer.AlicePassword, route.Sender(), route.Recipient(), file,
-        ]);
+        var run = await SendAsync(server, route, mechanism, message);
 
         Assert.True(run.ExitCode == 0, run.All);
         // The transcript shows the client dot-stuffed (RFC 5321 §4.5.2), so the server had something to undo.
@@ -71,5 +59,23 @@ public sealed class SmtplibSendsOnEveryListener
                 && l.Contains($"mechanism={mechanism}", StringComparison.Ordinal));
         }
         await TestMessage.AssertArrivedUnchangedAsync(server, route, message);
+    }
+
+    /// <summary>Sends <paramref name="message"/> with smtplib along <paramref name="route"/>; "none" means no AUTH.</summary>
+    internal static async Task<Peers.Result> SendAsync(TestServer server, Route route, string mechanism, byte[] message)
+    {
+        var file = Path.Combine(server.DataDir, $"smtplib-{Guid.NewGuid():N}.eml");
+        await File.WriteAllBytesAsync(file, message);
+        var mode = route switch
+        {
+            Route.MxPlain => "plain",
+            Route.SubmissionsImplicitTlsAuth => "implicit",
+            _ => "starttls",
+        };
+        return await Peers.RunAsync("python3",
+        [
+            "-c", Script, mode, route.Port(server).ToString(System.Globalization.CultureInfo.InvariantCulture), mechanism,
+            RouteFacts.Alice, TestServer.AlicePassword, route.Sender(), route.Recipient(), file,
+        ]);
     }
 }
