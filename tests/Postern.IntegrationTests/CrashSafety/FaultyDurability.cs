@@ -25,7 +25,10 @@ public enum StorageFault
 /// </summary>
 internal sealed class FaultyDurability : IDurability
 {
+    private readonly ManualResetEventSlim _release = new(false);
+    private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _fault;
+    private int _holdAt;
     private int _injected;
 
     public StorageFault Fault
@@ -36,6 +39,22 @@ internal sealed class FaultyDurability : IDurability
 
     public int Injected => Volatile.Read(ref _injected);
 
+    /// <summary>A step that, instead of failing, waits until <see cref="ReleaseHold"/> (a slow disk), so a test can look at what the server does meanwhile.</summary>
+    public StorageFault HoldAt
+    {
+        get => (StorageFault)Volatile.Read(ref _holdAt);
+        set => Volatile.Write(ref _holdAt, (int)value);
+    }
+
+    /// <summary>Completes when a step is first held.</summary>
+    public Task Held => _held.Task;
+
+    public void ReleaseHold()
+    {
+        HoldAt = StorageFault.None;
+        _release.Set();
+    }
+
     /// <summary>Which paths the fault hits (all by default); e.g. only the Maildir, to fail delivery but not the spool.</summary>
     public Func<string, bool> Applies { get; set; } = _ => true;
 
@@ -44,6 +63,7 @@ internal sealed class FaultyDurability : IDurability
 
     public void BeforeWrite(string path, int count)
     {
+        Hold(StorageFault.DiskFull, path);
         if (Fault == StorageFault.DiskFull && Applies(path))
         {
             Interlocked.Increment(ref _injected);
@@ -54,6 +74,7 @@ internal sealed class FaultyDurability : IDurability
 
     public void FlushFile(SafeFileHandle file, string path)
     {
+        Hold(StorageFault.FileFlush, path);
         if (Fault == StorageFault.FileFlush && Applies(path))
         {
             Interlocked.Increment(ref _injected);
@@ -64,11 +85,24 @@ internal sealed class FaultyDurability : IDurability
 
     public void FlushDirectory(string path)
     {
+        Hold(StorageFault.DirectoryFlush, path);
         if (Fault == StorageFault.DirectoryFlush && Applies(path))
         {
             Interlocked.Increment(ref _injected);
             throw new IOException($"fsync({path}) failed: errno 5 (injected)", 5);
         }
         Durability.Instance.FlushDirectory(path);
+    }
+
+    private void Hold(StorageFault step, string path)
+    {
+        if (HoldAt == step && Applies(path))
+        {
+            _held.TrySetResult();
+            if (!_release.Wait(TimeSpan.FromSeconds(30)))
+            {
+                throw new IOException($"{step} held for 30 s and never released (test bug)");
+            }
+        }
     }
 }

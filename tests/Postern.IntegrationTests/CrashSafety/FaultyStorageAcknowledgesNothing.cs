@@ -97,6 +97,53 @@ public sealed class FaultyStorageAcknowledgesNothing
     }
 
     /// <summary>
+    /// A slow disk: while the fsync of the spool file, or of queue/messages after the rename, has
+    /// not returned, no reply may reach the client; the 250 comes only once it has.
+    /// </summary>
+    [Theory]
+    [InlineData(StorageFault.FileFlush, "DATA")]
+    [InlineData(StorageFault.FileFlush, "BDAT")]
+    [InlineData(StorageFault.DirectoryFlush, "DATA")]
+    [InlineData(StorageFault.DirectoryFlush, "BDAT")]
+    public async Task NoReplyUntilTheFlushReturns(StorageFault step, string verb)
+    {
+        var storage = new FaultyDurability
+        {
+            HoldAt = step,
+            Applies = path => path.Contains($"{Path.DirectorySeparatorChar}queue{Path.DirectorySeparatorChar}", StringComparison.Ordinal),
+        };
+        await using var server = await TestServer.StartAsync(durability: storage);
+        await using var c = await RawSmtp.OpenAsync(server.MxPort);
+        var content = Message(NewToken(), 2_000);
+        var reply = SendMessageAsync(c, verb, content);
+        try
+        {
+            await storage.Held.WaitAsync(TimeSpan.FromSeconds(10));
+            var queue = Path.Combine(server.DataDir, "queue");
+            if (step == StorageFault.DirectoryFlush)
+            {
+                // The rename is done; only the directory fsync that makes it durable is pending.
+                Assert.Single(Directory.GetFiles(Path.Combine(queue, "messages")));
+            }
+            else
+            {
+                Assert.Single(Directory.GetFiles(Path.Combine(queue, "tmp")));
+                Assert.Empty(Directory.GetFiles(Path.Combine(queue, "messages")));
+            }
+            var early = await Task.WhenAny(reply, Task.Delay(500));
+            Assert.True(early != reply, $"the server replied while its {step} had not returned: {(reply.IsCompleted ? await reply : "")}");
+        }
+        finally
+        {
+            storage.ReleaseHold();
+        }
+        Assert.StartsWith("250 2.0.0", await reply, StringComparison.Ordinal);
+        await c.CommandAsync("QUIT", 221);
+        var delivered = await server.WaitForDeliveryAsync(Recipient);
+        Assert.Equal(content, TestServer.BodyAfterTrace(Assert.Single(delivered)));
+    }
+
+    /// <summary>
     /// The other side of "acknowledges nothing": a Maildir whose disk fails does not count as a
     /// delivery. The recipient is deferred (a full disk is not a reason to bounce), the message stays
     /// in the queue, and once the disk recovers the retry delivers it intact.
