@@ -58,7 +58,7 @@ public sealed class UserCommands
 
         var json = await cli.RunAsync("user", "list", "--json");
         Assert.True(json.ExitCode == 0, json.ToString());
-        Assert.Equal(["amy@example.test", "x@localhost", "zed@example.test"], JsonSerializer.Deserialize<string[]>(json.Out));
+        Assert.Equal(["amy@example.test", "x@localhost", "zed@example.test"], JsonSerializer.Deserialize<string[]>(json.Out)!);
     }
 
     [Fact]
