@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Postern vs Postfix throughput / CPU / idle-memory benchmark.
 #
-#   bench/run.sh                      full run (both servers), ~5-8 minutes
+#   bench/run.sh                      full run (both servers), ~5 minutes on a quiet machine
 #   BENCH_QUICK=1 bench/run.sh        smoke test with tiny message counts
 #   BENCH_ONLY=postfix bench/run.sh   only Postfix (BENCH_ONLY=postern: only Postern)
 #
@@ -404,6 +404,7 @@ measure_idle() { # pid port
 }
 
 # --------------------------------------------------------------------- run --
+rm -rf "$LOGS"; mkdir -p "$LOGS"
 : >"$OUT/postern.log"
 ensure_postfix
 PF_VERSION=$(postconf -d -h mail_version 2>/dev/null || echo '?')

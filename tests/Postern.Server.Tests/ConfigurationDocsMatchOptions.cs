@@ -164,10 +164,18 @@ public sealed partial class ConfigurationDocsMatchOptions
     {
         var blocks = CodeBlocks("json");
         Assert.True(blocks.Count >= 2, $"{DocPath} should have a full and a minimal example, found {blocks.Count} json blocks");
-        foreach (var json in blocks)
+        foreach (var (json, i) in blocks.Select((b, i) => (b, i)))
         {
             var file = RepositoryFiles.WriteConfig(json);
-            var options = ConfigurationLoader.Load(file, dev: false, WithCertificateFiles(file));
+            PosternOptions options;
+            try
+            {
+                options = ConfigurationLoader.Load(file, dev: false, WithCertificateFiles(file));
+            }
+            catch (ConfigurationException e)
+            {
+                throw new Xunit.Sdk.XunitException($"json example {i + 1} in {DocPath} does not load: {e.Message}");
+            }
             Assert.Equal("mail.example.com", options.Hostname);
         }
     }

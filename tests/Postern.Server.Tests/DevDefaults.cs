@@ -64,6 +64,15 @@ public sealed class DevDefaults
     }
 
     [Fact]
+    public void ListsFromAFileOnTopOfDevMergeByPosition()
+    {
+        // As docs/configuration.md warns: one listener in the file replaces the first dev listener only.
+        var file = RepositoryFiles.WriteConfig("""{ "Listeners": [ { "Endpoint": "127.0.0.1:3525" } ] }""");
+        var o = ConfigurationLoader.Load(file, dev: true, new Hashtable { ["POSTERN_DATA"] = NewDataPath() });
+        Assert.Equal(["127.0.0.1:3525", "127.0.0.1:2587", "127.0.0.1:2465"], o.Listeners.Select(l => l.Endpoint));
+    }
+
+    [Fact]
     public void AFileOnTopOfDevChangesOnlyWhatItNames()
     {
         var file = RepositoryFiles.WriteConfig("""{ "Hostname": "dev.example.test", "Limits": { "MaxRecipients": 5 } }""");

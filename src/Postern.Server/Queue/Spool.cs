@@ -163,29 +163,45 @@ public sealed class Spool : IAsyncDisposable
         var path = MessagePath(id);
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         var length = RandomAccess.GetLength(handle);
-        var headLength = (int)Math.Min(length, MaxEnvelopeLength);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(headLength, 1));
+        // Read only as far as the envelope's LF: 8 KiB covers almost every envelope.
+        var buffer = ArrayPool<byte>.Shared.Rent(8192);
         try
         {
             var read = 0;
-            while (read < headLength)
+            var lf = -1;
+            while (lf < 0)
             {
-                var n = RandomAccess.Read(handle, buffer.AsSpan(read, headLength - read), read);
+                if (read == buffer.Length)
+                {
+                    if (buffer.Length >= MaxEnvelopeLength)
+                    {
+                        throw new InvalidDataException("envelope line not terminated");
+                    }
+                    var bigger = ArrayPool<byte>.Shared.Rent(buffer.Length * 4);
+                    buffer.AsSpan(0, read).CopyTo(bigger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = bigger;
+                }
+                var n = RandomAccess.Read(handle, buffer.AsSpan(read), read);
                 if (n == 0)
                 {
-                    break;
+                    throw new InvalidDataException("envelope line not terminated");
+                }
+                lf = buffer.AsSpan(read, n).IndexOf((byte)'\n');
+                if (lf >= 0)
+                {
+                    lf += read;
                 }
                 read += n;
+                if (read >= Magic.Length && !buffer.AsSpan(0, Magic.Length).SequenceEqual(Magic))
+                {
+                    throw new InvalidDataException("missing POSTERN1 header");
+                }
             }
             var head = buffer.AsSpan(0, read);
             if (!head.StartsWith(Magic))
             {
                 throw new InvalidDataException("missing POSTERN1 header");
-            }
-            var lf = head.IndexOf((byte)'\n');
-            if (lf < 0)
-            {
-                throw new InvalidDataException("envelope line not terminated");
             }
             Envelope envelope;
             try
