@@ -16,13 +16,17 @@ public sealed record SmtpReply(int Code, string? Enhanced, string Text)
     public bool IsPermanent => Code >= 500;
 
     /// <summary>A copy of this reply whose text is <paramref name="text"/>.</summary>
-    public SmtpReply WithText(string text) => this with { Text = text };
+    public SmtpReply WithText(string text) => new(Code, Enhanced, text);
 
     /// <summary>Writes the reply with CRLF line endings; a text with several lines becomes a multi-line reply.</summary>
     public void WriteTo(Stream s) => s.Write(ToBytes());
 
-    /// <summary>The reply as the bytes sent on the wire.</summary>
-    public byte[] ToBytes()
+    private byte[]? _bytes;
+
+    /// <summary>The reply as the bytes sent on the wire (built once per reply object: catalogue replies are reused).</summary>
+    public byte[] ToBytes() => _bytes ??= Build();
+
+    private byte[] Build()
     {
         var sb = new StringBuilder(Text.Length + 16);
         var lines = Text.Split('\n');
@@ -39,6 +43,12 @@ public sealed record SmtpReply(int Code, string? Enhanced, string Text)
         // Replies may echo client data (addresses); they are 7-bit or UTF-8 only after SMTPUTF8.
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
+
+    /// <summary>Equal when code, enhanced code and text are (the cached bytes do not count).</summary>
+    public bool Equals(SmtpReply? other) => other is not null && Code == other.Code && Enhanced == other.Enhanced && Text == other.Text;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(Code, Enhanced, Text);
 
     /// <inheritdoc/>
     public override string ToString() => Enhanced is null ? $"{Code} {Text}" : $"{Code} {Enhanced} {Text}";
