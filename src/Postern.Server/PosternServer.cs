@@ -28,7 +28,7 @@ public sealed class PosternServer : IAsyncDisposable
     private readonly SessionTracker _sessions = new();
     private Task? _delivery;
 
-    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null)
+    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
     {
         _options = options;
         _logger = logger;
@@ -43,7 +43,7 @@ public sealed class PosternServer : IAsyncDisposable
             (file, n) => Log.Reloaded(logger, file, n), (file, e) => Log.ReloadFailed(logger, file, e.Message));
         Aliases = configFile is null
             ? null
-            : new ReloadingFile<Dictionary<string, List<string>>>(configFile, f => NormalizeAliases(ConfigurationLoader.Load(f, dev: false).Aliases),
+            : new ReloadingFile<Dictionary<string, List<string>>>(configFile, f => NormalizeAliases(ConfigurationLoader.Load(f, dev).Aliases),
                 NormalizeAliases(options.Aliases), (file, v) => Log.Reloaded(logger, file, v.Count), (file, e) => Log.ReloadFailed(logger, file, e.Message));
         var fixedAliases = NormalizeAliases(options.Aliases);
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);

@@ -65,6 +65,8 @@ public static class ConfigurationLoader
     public static PosternOptions Load(string? configFile, bool dev, IDictionary? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariables();
+        // A relative file name means the current directory (the JSON provider would use the binary's folder).
+        configFile = configFile is null ? null : Path.GetFullPath(configFile);
         var builder = new ConfigurationBuilder();
         if (dev)
         {
@@ -82,7 +84,16 @@ public static class ConfigurationLoader
         }
         catch (Exception e) when (e is FormatException or InvalidDataException or IOException)
         {
-            throw new ConfigurationException($"{configFile}: {e.Message}");
+            // The JSON parser's own message says where (its line numbers count from 0).
+            var json = e.InnerException;
+            while (json is not null and not System.Text.Json.JsonException)
+            {
+                json = json.InnerException;
+            }
+            var where = json is System.Text.Json.JsonException { LineNumber: { } line, BytePositionInLine: { } col }
+                ? $" (line {line + 1}, position {col + 1}: {json.Message.Split(" Path:")[0].Split(" LineNumber:")[0]})"
+                : e.InnerException is null ? "" : $" ({e.InnerException.Message})";
+            throw new ConfigurationException($"{configFile}: {e.Message}{where}");
         }
         var options = new PosternOptions();
         try
@@ -128,10 +139,14 @@ public static class ConfigurationLoader
         return result;
     }
 
+    private static bool IsWildcard(IPAddress a) => a.Equals(IPAddress.Any) || a.Equals(IPAddress.IPv6Any);
+
     private static string DescribeBindError(InvalidOperationException e)
     {
-        // The binder names the key ('Limits:MaxMessageSize'); say it the way the docs do.
-        var message = e.Message.Replace(':', '.');
+        // The binder names the key ('Limits:MaxMessageSize' or 'Listeners:0:Role'); say it the way
+        // the docs do (Limits.MaxMessageSize, Listeners[0].Role), leaving the value as it was.
+        var message = System.Text.RegularExpressions.Regex.Replace(e.Message, @"at '([^']*)'", m =>
+            "at '" + System.Text.RegularExpressions.Regex.Replace(m.Groups[1].Value, @":(\d+)", "[$1]").Replace(':', '.') + "'");
         return e.InnerException is null ? message : $"{message} ({e.InnerException.Message})";
     }
 
@@ -155,13 +170,28 @@ public static class ConfigurationLoader
             Check(Postern.Protocol.Addresses.AddressParser.IsDomain(o.Domains[i], true), $"Domains[{i}]", $"'{o.Domains[i]}' is not a valid domain");
         }
         Check(o.Listeners.Count > 0, "Listeners", "at least one listener is required");
-        var seen = new HashSet<string>();
+        var bound = new List<(IPEndPoint Endpoint, int Index)>();
         for (var i = 0; i < o.Listeners.Count; i++)
         {
-            var l = o.Listeners[i];
-            // Port 0 asks the system for a free port (tests use it).
-            Check(IPEndPoint.TryParse(l.Endpoint, out var ep) && l.Endpoint.Contains(':'), $"Listeners[{i}].Endpoint", $"'{l.Endpoint}' is not IP:port");
-            Check(ep is null || ep.Port == 0 || seen.Add(l.Endpoint), $"Listeners[{i}].Endpoint", $"'{l.Endpoint}' is used twice");
+            var text = o.Listeners[i].Endpoint ?? "";
+            // IPv4:port or [IPv6]:port; port 0 asks the system for a free port (tests use it).
+            var shaped = System.Text.RegularExpressions.Regex.IsMatch(text, @"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):[0-9]{1,5}$");
+            if (!shaped || !IPEndPoint.TryParse(text, out var ep))
+            {
+                Check(false, $"Listeners[{i}].Endpoint", $"'{text}' is not IP:port (e.g. 0.0.0.0:25 or [::]:25)");
+                continue;
+            }
+            // Two listeners clash on the same port when the addresses are equal or either is a wildcard.
+            var clash = ep.Port == 0 ? null : bound.FirstOrDefault(b => b.Endpoint.Port == ep.Port
+                && (b.Endpoint.Address.Equals(ep.Address) || IsWildcard(b.Endpoint.Address) || IsWildcard(ep.Address))).Endpoint;
+            Check(clash is null, $"Listeners[{i}].Endpoint", $"'{text}' uses the same port as another listener ({clash})");
+            bound.Add((ep, i));
+        }
+        if (!string.IsNullOrEmpty(o.Tls.CertificatePath) || !string.IsNullOrEmpty(o.Tls.KeyPath))
+        {
+            // Files given: both are needed, whether or not Generate is also set.
+            Check(!string.IsNullOrEmpty(o.Tls.CertificatePath), "Tls.CertificatePath", "is required when Tls.KeyPath is set");
+            Check(!string.IsNullOrEmpty(o.Tls.KeyPath), "Tls.KeyPath", "is required when Tls.CertificatePath is set");
         }
         if (!o.Tls.Generate)
         {
@@ -201,8 +231,12 @@ public static class ConfigurationLoader
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
         Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
+        Check(o.Limits.ShutdownTimeout >= TimeSpan.Zero, "Limits.ShutdownTimeout", "must not be negative");
         Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
         Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");
+        Check(o.Accounts.FailureDelay >= TimeSpan.Zero && o.Accounts.FailureDelay <= TimeSpan.FromMinutes(1), "Accounts.FailureDelay", "must be between 0 and 1 minute");
+        Check(o.Accounts.FailureWindow > TimeSpan.Zero, "Accounts.FailureWindow", "must be positive");
+        Check(o.Accounts.LockoutDuration > TimeSpan.Zero, "Accounts.LockoutDuration", "must be positive");
         foreach (var (key, targets) in o.Aliases)
         {
             var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;

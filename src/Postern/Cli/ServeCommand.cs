@@ -30,7 +30,7 @@ public static class ServeCommand
         PosternServer server;
         try
         {
-            server = new PosternServer(options, logger, configFile: file);
+            server = new PosternServer(options, logger, configFile: file, dev: a.Dev);
             server.Start();
         }
         catch (SocketException e)
