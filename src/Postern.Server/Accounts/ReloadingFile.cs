@@ -5,17 +5,36 @@ namespace Postern.Server.Accounts;
 /// a stat at most once per <see cref="CheckInterval"/>, on use: no watcher thread, nothing to miss.
 /// A new version that fails to load keeps the previous value (and reports the error).
 /// </summary>
-public sealed class ReloadingFile<T>(string path, Func<string, T> load, T empty, Action<string, T>? loaded = null, Action<string, Exception>? failed = null)
+public sealed class ReloadingFile<T>
     where T : class
 {
     private readonly object _gate = new();
-    private T _value = empty;
-    private readonly T _empty = empty;
+    private readonly string _path;
+    private readonly Func<string, T> _load;
+    private readonly T _empty;
+    private readonly Action<string, T>? _loaded;
+    private readonly Action<string, Exception>? _failed;
+    private T _value;
     private (DateTime, long) _stamp = (DateTime.MinValue, -1);
     private long _nextCheck;
 
+    /// <summary>
+    /// Loads the file at once: a reader must never see the empty value while the first load runs
+    /// (that once made every account unknown for a moment after a restart).
+    /// </summary>
+    public ReloadingFile(string path, Func<string, T> load, T empty, Action<string, T>? loaded = null, Action<string, Exception>? failed = null)
+    {
+        _path = path;
+        _load = load;
+        _empty = empty;
+        _value = empty;
+        _loaded = loaded;
+        _failed = failed;
+        Refresh();
+    }
+
     public static TimeSpan CheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);
-    public string Path => path;
+    public string Path => _path;
 
     public T Value
     {
@@ -38,7 +57,7 @@ public sealed class ReloadingFile<T>(string path, Func<string, T> load, T empty,
         lock (_gate)
         {
             Volatile.Write(ref _nextCheck, now + (long)CheckInterval.TotalMilliseconds);
-            var info = new FileInfo(path);
+            var info = new FileInfo(_path);
             var stamp = info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1L);
             if (stamp == _stamp)
             {
@@ -46,15 +65,15 @@ public sealed class ReloadingFile<T>(string path, Func<string, T> load, T empty,
             }
             try
             {
-                var value = info.Exists ? load(path) : _empty;
+                var value = info.Exists ? _load(_path) : _empty;
                 Volatile.Write(ref _value, value);
                 _stamp = stamp;
-                loaded?.Invoke(path, value);
+                _loaded?.Invoke(_path, value);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException)
             {
                 _stamp = stamp;
-                failed?.Invoke(path, e);
+                _failed?.Invoke(_path, e);
             }
         }
     }

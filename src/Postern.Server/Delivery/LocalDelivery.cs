@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Postern.Server.Accounts;
@@ -25,7 +24,8 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
     private readonly Channel<QueueId> _work = Channel.CreateUnbounded<QueueId>(new UnboundedChannelOptions { SingleWriter = false });
-    private readonly ConcurrentDictionary<string, byte> _inFlight = new();
+    // Ids being processed; the value says whether another pass was asked for meanwhile.
+    private readonly Dictionary<string, bool> _inFlight = [];
 
     public void Enqueue(QueueId id) => _work.Writer.TryWrite(id);
 
@@ -52,9 +52,14 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
             {
                 while (!stop.IsCancellationRequested && _work.Reader.TryRead(out var id))
                 {
-                    if (!_inFlight.TryAdd(id.Value, 0))
+                    lock (_inFlight)
                     {
-                        continue;
+                        if (!_inFlight.TryAdd(id.Value, false))
+                        {
+                            // Being delivered right now: ask for one more pass rather than drop the request.
+                            _inFlight[id.Value] = true;
+                            continue;
+                        }
                     }
                     try
                     {
@@ -62,7 +67,15 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
                     }
                     finally
                     {
-                        _inFlight.TryRemove(id.Value, out _);
+                        bool again;
+                        lock (_inFlight)
+                        {
+                            _inFlight.Remove(id.Value, out again);
+                        }
+                        if (again)
+                        {
+                            Enqueue(id);
+                        }
                     }
                 }
             }
@@ -163,7 +176,10 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
         var targets = addressBook.Expand(r.Address);
         if (targets.Count == 0)
         {
-            return new DeliveryOutcome.Bounced("550 5.1.1 No such user here");
+            // The address was valid at RCPT. It may have been removed since, or the passwd file may be
+            // unreadable for a moment: never discard acknowledged mail on that. Retry; the queue
+            // lifetime decides when it turns into a bounce.
+            return new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)", time.GetUtcNow() + RetryDelay);
         }
         try
         {

@@ -35,14 +35,17 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
         await File.WriteAllTextAsync(Path.Combine(data, "passwd"), string.Concat(Accounts.Select(a => $"{a}:{hash}\n")));
 
         var acknowledged = new List<SentMessage>();
+        var notable = new List<string>();
+        var problems = new List<string>();
         var clock = Stopwatch.StartNew();
         PosternProcess? server = null;
+        Traffic? traffic = null;
         try
         {
             for (var round = 1; round <= Kills; round++)
             {
                 server = await PosternProcess.StartAsync(data, StartTimeout);
-                var traffic = Traffic.Start(server.Port, round, random.Next());
+                traffic = Traffic.Start(server.Port, round, random.Next());
                 // The random delay counts from the round's first 250, so that every round kills a
                 // server that is taking mail (and, from round 2, still delivering what it recovered).
                 await traffic.FirstAcknowledgedAsync(TimeSpan.FromSeconds(15));
@@ -51,6 +54,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                 traffic.Killing = true;
                 server.KillHard();
                 var lastOutput = server.Output;
+                notable.AddRange(server.Notable);
                 server.Dispose();
                 server = null;
                 await traffic.WhenStoppedAsync(TimeSpan.FromSeconds(30));
@@ -58,8 +62,12 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                 var queued = CountFiles(Path.Combine(data, "queue", "messages"));
                 output.WriteLine($"round {round}: SIGKILL {killAfter} ms after the first 250; acknowledged {traffic.Acknowledged.Count}, " +
                     $"unanswered at the kill {traffic.Unanswered}, left in queue/messages {queued}");
-                Assert.True(traffic.Unexpected.IsEmpty,
-                    $"round {round}: replies or errors before the kill:\n{string.Join("\n", traffic.Unexpected.Take(10))}\nserver output:\n{lastOutput}");
+                if (!traffic.Unexpected.IsEmpty)
+                {
+                    // Kept for the end, so that the loss check still runs: a refusal of a valid
+                    // recipient is a bug, but a lost acknowledged message is the worse one.
+                    problems.Add($"round {round}: replies or errors while the server was alive:\n  {string.Join("\n  ", traffic.Unexpected.Take(10))}");
+                }
                 acknowledged.AddRange(traffic.Acknowledged);
             }
             Assert.True(acknowledged.Count > 0, "no message was acknowledged in any round: the test proved nothing");
@@ -67,10 +75,18 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
             server = await PosternProcess.StartAsync(data, StartTimeout);
             var drained = await WaitForDrainAsync(data);
             output.WriteLine($"restarted: queue/messages {(drained ? "drained" : "NOT drained")} after {clock.Elapsed.TotalSeconds:F1} s in total");
-            Verify(data, acknowledged, drained, server.Output);
+            await Task.Delay(200);
+            notable.AddRange(server.Notable);
+            problems.InsertRange(0, Verify(data, acknowledged, drained));
+            Assert.True(problems.Count == 0, string.Join("\n", problems) +
+                $"\nrefusals, bounces and errors the servers logged:\n  {string.Join("\n  ", notable.Take(30))}\nlast server output:\n{server.Output}");
         }
         finally
         {
+            if (traffic is not null)
+            {
+                traffic.Killing = true;
+            }
             server?.Dispose();
             try
             {
@@ -83,7 +99,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
     }
 
     /// <summary>Every acknowledged message, for each of its recipients, delivered intact; no torn file anywhere it could be read.</summary>
-    private void Verify(string data, List<SentMessage> acknowledged, bool drained, string serverOutput)
+    private List<string> Verify(string data, List<SentMessage> acknowledged, bool drained)
     {
         var delivered = new Dictionary<(string Account, string Token), List<byte[]>>();
         var torn = new List<string>();
@@ -134,12 +150,29 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
 
         var queue = Path.Combine(data, "queue");
         var corrupt = Directory.GetFiles(Path.Combine(queue, "corrupt"));
-        Assert.True(lost.Count == 0, $"{lost.Count} acknowledged messages lost, e.g.:\n{string.Join("\n", lost.Take(10))}\nserver output:\n{serverOutput}");
-        Assert.True(damaged.Count == 0, $"{damaged.Count} acknowledged messages damaged, e.g.:\n{string.Join("\n", damaged.Take(10))}");
-        Assert.True(torn.Count == 0, $"torn files in Maildir new/: {string.Join(", ", torn.Take(10))}");
+        var problems = new List<string>();
+        if (lost.Count > 0)
+        {
+            problems.Add($"{lost.Count} acknowledged messages lost, e.g.:\n  {string.Join("\n  ", lost.Take(10))}");
+        }
+        if (damaged.Count > 0)
+        {
+            problems.Add($"{damaged.Count} acknowledged messages damaged, e.g.:\n  {string.Join("\n  ", damaged.Take(10))}");
+        }
+        if (torn.Count > 0)
+        {
+            problems.Add($"torn files in Maildir new/: {string.Join(", ", torn.Take(10))}");
+        }
         // A file reaches queue/messages only by a rename of a complete, fsync'd file: a kill cannot tear one.
-        Assert.True(corrupt.Length == 0, $"queue/corrupt holds {string.Join(", ", corrupt.Select(Path.GetFileName))}\nserver output:\n{serverOutput}");
-        Assert.True(drained, $"queue/messages was not drained after the restart: {string.Join(", ", Directory.GetFiles(Path.Combine(queue, "messages")).Select(Path.GetFileName).Take(20))}\nserver output:\n{serverOutput}");
+        if (corrupt.Length > 0)
+        {
+            problems.Add($"queue/corrupt holds {string.Join(", ", corrupt.Select(Path.GetFileName))}");
+        }
+        if (!drained)
+        {
+            problems.Add($"queue/messages was not drained after the restart: {string.Join(", ", Directory.GetFiles(Path.Combine(queue, "messages")).Select(Path.GetFileName).Take(20))}");
+        }
+        return problems;
     }
 
     private static async Task<bool> WaitForDrainAsync(string data)

@@ -16,6 +16,7 @@ internal sealed class PosternProcess : IDisposable
     private const int OutputLines = 400;
     private readonly Process _process;
     private readonly ConcurrentQueue<string> _output = new();
+    private readonly ConcurrentQueue<string> _notable = new();
 
     private PosternProcess(Process process, int port)
     {
@@ -31,6 +32,9 @@ internal sealed class PosternProcess : IDisposable
 
     /// <summary>The last lines the server printed (stdout and stderr), for failure messages.</summary>
     public string Output => string.Join("\n", _output);
+
+    /// <summary>Every line that tells of a refusal, a bounce or an error, however long ago (the tail above forgets).</summary>
+    public IReadOnlyCollection<string> Notable => _notable;
 
     /// <summary>Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.</summary>
     public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout)
@@ -117,6 +121,11 @@ internal sealed class PosternProcess : IDisposable
             return;
         }
         _output.Enqueue(line);
+        if (line.Contains("status=bounced", StringComparison.Ordinal) || line.Contains("event=rejected", StringComparison.Ordinal)
+            || line.Contains(" error ", StringComparison.Ordinal) || line.StartsWith("stderr:", StringComparison.Ordinal))
+        {
+            _notable.Enqueue(line);
+        }
         while (_output.Count > OutputLines && _output.TryDequeue(out _))
         {
         }
