@@ -21,6 +21,8 @@ fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet build Postern.slnx -c Release -warnaserror -v quiet -nologo
+# The house style: `dotnet format` must have nothing to change.
+dotnet format Postern.slnx --verify-no-changes -v quiet || { echo "dotnet format found changes: run 'dotnet format Postern.slnx'"; exit 1; }
 log=$(mktemp)
 set +e
 dotnet test Postern.slnx -c Release --no-build --nologo -v quiet --logger "console;verbosity=minimal" 2>&1 | tee "$log"

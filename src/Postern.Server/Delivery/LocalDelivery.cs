@@ -119,6 +119,12 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
             changed = true;
             r.LastAttempt = now;
             var delay = (now - message.Envelope.Received).TotalSeconds;
+            Metrics.Deliveries.Add(1, new("relay", discard ? "discard" : "local"), new("status", outcome switch
+            {
+                DeliveryOutcome.Delivered => "sent",
+                DeliveryOutcome.Deferred => "deferred",
+                _ => "bounced",
+            }));
             switch (outcome)
             {
                 case DeliveryOutcome.Delivered d:

@@ -64,6 +64,7 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         {
             var reply = verdict == ConnectionLimiter.Result.TooManyTotal ? Reply.TooManyConnections : Reply.TooManyConnectionsFromIp;
             Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, reply.Text);
+            Metrics.Connections.Add(1, new("listener", options.Name), new("result", "refused"));
             try
             {
                 using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
@@ -76,6 +77,8 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
             return;
         }
         Log.Connect(ctx.Logger, id, options.Name, ip.ToString(), remote.Port);
+        Metrics.Connections.Add(1, new("listener", options.Name), new("result", "accepted"));
+        Metrics.OpenSessions.Add(1, new KeyValuePair<string, object?>("listener", options.Name));
         var session = new SmtpSession(ctx, options, network, remote, id);
         var done = sessions.Add();
         try
@@ -86,6 +89,7 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         {
             await session.DisposeAsync();
             limiter.Release(ip);
+            Metrics.OpenSessions.Add(-1, new KeyValuePair<string, object?>("listener", options.Name));
             done.Dispose();
         }
     }

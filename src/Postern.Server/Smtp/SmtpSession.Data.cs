@@ -124,6 +124,8 @@ public sealed partial class SmtpSession
         _messages++;
         _recipients += t.Recipients.Count;
         Log.Accepted(_ctx.Logger, t.Id.Value, _id, Ip, t.Mail.From.ToString(), t.Recipients.Count, size, _user, ProtocolName(t));
+        Metrics.MessagesAccepted.Add(1, new KeyValuePair<string, object?>("listener", _listener.Name));
+        Metrics.BytesAccepted.Add(size, new KeyValuePair<string, object?>("listener", _listener.Name));
         Send(Reply.Queued(t.Id.Value));
         _transaction = null;
         _state = SessionState.Ready;

@@ -214,6 +214,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         _errors++;
         Log.Rejected(_ctx.Logger, _id, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
+        Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", reply.Code));
         Send(reply);
     }
 
