@@ -253,6 +253,11 @@ public sealed class Spool : IAsyncDisposable
     public DeliveryState? ReadState(QueueId id)
     {
         var p = StatePath(id);
+        // Most messages never get a state file: look before reading, exceptions are not cheap.
+        if (!File.Exists(p))
+        {
+            return null;
+        }
         try
         {
             return EnvelopeCodec.DecodeState(File.ReadAllBytes(p));

@@ -25,7 +25,11 @@ public static class ServeCommand
         {
             devPassword = EnsureDevAccount(options);
         }
-        using var logs = new KeyValueLoggerProvider(stdout);
+        // Log lines are written in batches: one write(2) per batch, not one per line.
+        using var logOutput = ReferenceEquals(stdout, Console.Out)
+            ? new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = false }
+            : null;
+        using var logs = new KeyValueLoggerProvider(logOutput ?? stdout);
         var logger = logs.CreateLogger("postern");
         PosternServer server;
         try
