@@ -34,6 +34,7 @@ IDLE_CONNS=${BENCH_IDLE_CONNS:-$d_idle}
 REPEAT=${BENCH_REPEAT:-1}                     # runs per case and server; the table shows the median
 QUIET_PCT=${BENCH_QUIET_PCT:-10}              # before each run, wait until other processes use <= this % of all CPUs
 QUIET_WAIT=${BENCH_QUIET_WAIT:-30}            # ... but at most this many seconds (0: don't wait)
+NOISE_PCT=${BENCH_NOISE_PCT:-15}              # flag a run if other processes used more than this % of all CPUs during it
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}         # seconds, per smtp-source run
 DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}      # seconds to wait for the server to go idle after a run
 REUSE=${BENCH_REUSE:-0}                       # 1: smtp-source -d (many messages per connection)
@@ -64,10 +65,18 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+sizename() { if (( $1 % 1024 == 0 )); then echo "$(( $1 / 1024 )) KiB"; else echo "$1 B"; fi; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }   # calc FORMAT EXPRESSION, e.g. calc %.1f '3 / 2'  -> 1.5
 
 mkdir -p "$OUT" "$LOGS"
 [[ $EUID -eq 0 ]] || die "run as root (Postfix needs it)"
+# one run at a time: both would use the same ports and bench/out/
+exec 9>"$OUT/.lock"
+if ! flock -n 9; then
+  log "another bench/run.sh is running; waiting for it (at most ${BENCH_LOCK_WAIT:-900} s)"
+  flock -w "${BENCH_LOCK_WAIT:-900}" 9 || die "another bench/run.sh is still running"
+fi
+CONCURRENCIES=$(tr ' ' '\n' <<<"$CONCURRENCIES" | awk 'NF && !seen[$0]++' | xargs)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 (( $(ulimit -n) >= IDLE_CONNS + 256 )) || die "ulimit -n $(ulimit -n) too small for $IDLE_CONNS connections"
 
@@ -238,7 +247,7 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
   log "starting private Postfix on 127.0.0.1:$PF_PORT (config $PF_CONF)"
   postfix -c "$PF_CONF" check >>"$LOGS/postfix-ctl.log" 2>&1 || die "postfix check failed, see $LOGS/postfix-ctl.log"
-  postfix -c "$PF_CONF" start >>"$LOGS/postfix-ctl.log" 2>&1 || die "postfix start failed, see $LOGS/postfix-ctl.log"
+  postfix -c "$PF_CONF" start >>"$LOGS/postfix-ctl.log" 2>&1 9>&- || die "postfix start failed, see $LOGS/postfix-ctl.log"
   PF_STARTED=1
   wait_port "$PF_PORT" "" 30 || die "Postfix does not listen on $PF_PORT, see $PF_DIR/maillog"
   SERVER_PID=$(pf_master_pid)
@@ -287,7 +296,7 @@ start_postern() { # fresh: 1 = wipe the data directory first
     fi
   fi
   log "starting Postern on 127.0.0.1:$PN_PORT"
-  "${POSTERN[@]}" serve --config "$PN_CONF" >>"$OUT/postern.log" 2>&1 &
+  "${POSTERN[@]}" serve --config "$PN_CONF" >>"$OUT/postern.log" 2>&1 9>&- &
   PN_PID=$!
   if ! wait_port "$PN_PORT" "$PN_PID" 90; then
     tail -n 20 "$OUT/postern.log" >&2
@@ -308,7 +317,9 @@ stop_postern() {
 
 # ------------------------------------------------------------- measurement --
 declare -A RATE CPU SECS MSGS
-FAILED=0 RUNS=0 NOISY=0 NOISY_MAX=0
+FAILED=0 RUNS=0 NOISY=0
+NOISE_RUNS=()
+CLK_TCK=$(getconf CLK_TCK)
 NOTES=()
 
 msgs_for() { # size conc
@@ -336,22 +347,28 @@ warm_up() { # name
   "${PROCSTAT[@]}" wait-idle "${SPID[$name]}" "$DRAIN_TIMEOUT" >/dev/null
 }
 
+# CPU seconds (user+sys) of this shell's waited-for children, from a file written by `times`:
+# `times` must run in this shell, not in a $(...) subshell (a fork starts with zero counts).
+child_cpu() {
+  awk 'function s(x) { sub(/s$/, "", x); split(x, a, "m"); return a[1] * 60 + a[2] } NR == 2 { printf "%.3f", s($1) + s($2) }' "$1"
+}
+
 run_one() { # name size sessions messages rep
-  local name=$1 size=$2 conc=$3 n=$4 rep=$5 pid=${SPID[$1]} key=$2:$3 c0 c1 t0 t1 secs rate cpu m0b m0t m1b m1t
-  local log=$LOGS/$name-$size-$conc-$rep.log bg
+  local name=$1 size=$2 conc=$3 n=$4 rep=$5 pid=${SPID[$1]} key=$2:$3 c0 cm c1 t0 t1 k0 k1 secs rate cpu m0b m0t m1b m1t
+  local log=$LOGS/$name-$size-$conc-$rep.log bg other
   # the machine is shared: other work running now would distort the figures
   bg=$("${PROCSTAT[@]}" quiet "$QUIET_PCT" "$QUIET_WAIT")
   RUNS=$((RUNS + 1))
-  if (( bg > QUIET_PCT )); then
-    NOISY=$((NOISY + 1)); (( bg > NOISY_MAX )) && NOISY_MAX=$bg
-    log "warning: other processes use ${bg}% of the CPUs at the start of this run"
-  fi
+  if (( bg > QUIET_PCT )); then log "warning: other processes use ${bg}% of the CPUs at the start of this run"; fi
   c0=$("${PROCSTAT[@]}" cpu "$pid")
   read -r m0b m0t < <("${PROCSTAT[@]}" machine)
+  times >"$LOGS/.times0"
   t0=$(date +%s.%N)
   if smtp_source "${PORT[$name]}" "$conc" "$n" "$size" "${SRCPT[$name]}" "$log"; then
     t1=$(date +%s.%N)
+    times >"$LOGS/.times1"; k0=$(child_cpu "$LOGS/.times0"); k1=$(child_cpu "$LOGS/.times1")
     read -r m1b m1t < <("${PROCSTAT[@]}" machine)
+    cm=$("${PROCSTAT[@]}" cpu "$pid")
     # include work the server still does after the last 250 (queue manager, delivery, GC/JIT)
     "${PROCSTAT[@]}" wait-idle "$pid" "$DRAIN_TIMEOUT" >/dev/null
     c1=$("${PROCSTAT[@]}" cpu "$pid")
@@ -359,7 +376,16 @@ run_one() { # name size sessions messages rep
     rate=$(calc %.0f "$n / $secs")
     cpu=$(calc %.2f "($c1 - $c0) * 1000 / $n")
     RATES[$name:$key]+=" $rate"; CPUS[$name:$key]+=" $cpu"
-    log "$name: size=$size sessions=$conc messages=$n: ${secs}s, $rate msg/s, CPU $cpu s/1k msg, machine busy $(calc %.0f "100 * ($m1b - $m0b) / ($m1t - $m0t + 1)")%"
+    # CPU used during the run by neither this server nor smtp-source, in % of all CPUs
+    # (other people's work, but also kernel threads such as jbd2 and writeback)
+    other=$(calc %.0f "100 * (($m1b - $m0b) / $CLK_TCK - ($cm - $c0) - ($k1 - $k0)) / (($m1t - $m0t + 1) / $CLK_TCK)")
+    (( other < 0 )) && other=0
+    if (( bg > QUIET_PCT || other > NOISE_PCT )); then
+      NOISY=$((NOISY + 1)); NOISE_RUNS+=("$name $(sizename "$size") $conc sessions: ${bg}% before, ${other}% during")
+    fi
+    log "$name: size=$size sessions=$conc messages=$n: ${secs}s, $rate msg/s, CPU $cpu s/1k msg;" \
+        "machine busy $(calc %.0f "100 * ($m1b - $m0b) / ($m1t - $m0t + 1)")%: server $(calc %.0f "100 * ($cm - $c0) / (($m1t - $m0t + 1) / $CLK_TCK)")%," \
+        "smtp-source $(calc %.0f "100 * ($k1 - $k0) / (($m1t - $m0t + 1) / $CLK_TCK)")%, other ${other}%"
   else
     RATES[$name:$key]+=" ERR"; FAILED=1
     log "$name: size=$size sessions=$conc FAILED: $(tail -n 3 "$log" | tr '\n' ' ')"
@@ -457,14 +483,13 @@ fi
 # ------------------------------------------------------------------ report --
 cell() { local v=${1:-}; [[ -n $v ]] && echo "$v" || echo "—"; }
 human() { awk -v k="$1" 'BEGIN { if (k >= 1024*1024) printf "%.2f GiB", k/1048576; else if (k >= 1024) printf "%.1f MiB", k/1024; else printf "%d KiB", k }'; }
-sizename() { if (( $1 % 1024 == 0 )); then echo "$(( $1 / 1024 )) KiB"; else echo "$1 B"; fi; }
 
 REPORT=$OUT/latest.md
 {
   echo "# Postern vs Postfix — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r), $(. /etc/os-release && echo "$PRETTY_NAME")"
-  echo "- Postfix $PF_VERSION (private instance on 127.0.0.1:$PF_PORT, durable queue, discard transport); Postern $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'uncommitted tree') on .NET $(dotnet --version 2>/dev/null || echo '?') (127.0.0.1:$PN_PORT, Delivery.Discard)"
+  echo "- Postfix $PF_VERSION (private instance on 127.0.0.1:$PF_PORT, durable queue, discard transport); Postern $(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo 'no commit') on .NET $(dotnet --version 2>/dev/null || echo '?') (127.0.0.1:$PN_PORT, Delivery.Discard)"
   if [[ $REUSE == 1 ]]; then mode="many messages per connection (-d)"; else mode="one connection per message"; fi
   echo "- client: smtp-source, $mode, 1 recipient, HELO/MAIL/RCPT/DATA/QUIT; msg/s = messages / wall time of the smtp-source run"
   (( REPEAT > 1 )) && echo "- each figure is the median of $REPEAT runs; the two servers take turns for every run"
@@ -494,7 +519,8 @@ REPORT=$OUT/latest.md
   fi
   if (( NOISY )); then
     echo
-    echo "- **warning**: $NOISY of $RUNS runs started while other processes used more than $QUIET_PCT% of the CPUs (up to $NOISY_MAX%); those figures are unreliable, rerun on a quiet machine"
+    echo "- **warning**: in $NOISY of $RUNS runs other processes used more than $QUIET_PCT% of the CPUs just before or more than $NOISE_PCT% during the run; those figures are unreliable, rerun on a quiet machine:"
+    for n in "${NOISE_RUNS[@]}"; do echo "  - $n"; done
   fi
   if (( ${#NOTES[@]} )); then
     echo
