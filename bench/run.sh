@@ -23,7 +23,7 @@ SIZE_LARGE=${BENCH_SIZE_LARGE:-102400}
 if [[ $QUICK == 1 ]]; then
   d_small=200 d_small_c1=100 d_large=100 d_large_c1=50 d_warm=50 d_idle=100
 else
-  d_small=15000 d_small_c1=6000 d_large=8000 d_large_c1=3000 d_warm=500 d_idle=1000
+  d_small=15000 d_small_c1=6000 d_large=8000 d_large_c1=3000 d_warm=5000 d_idle=1000
 fi
 MSGS_SMALL=${BENCH_MESSAGES_SMALL:-$d_small}            # 1 KiB, sessions > 1
 MSGS_SMALL_C1=${BENCH_MESSAGES_SMALL_C1:-$d_small_c1}   # 1 KiB, 1 session

@@ -59,7 +59,7 @@ public sealed class PosternServer : IAsyncDisposable
             Logger = logger,
             Time = _time,
             TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),
-            Committed = LocalDelivery.Enqueue,
+            Committed = m => LocalDelivery.Enqueue(m.Id, m),
             ShuttingDown = _draining.Token,
         };
     }
@@ -90,10 +90,11 @@ public sealed class PosternServer : IAsyncDisposable
         var recovered = LocalDelivery.Recover();
         Log.QueueRecovered(_logger, recovered, Directory.EnumerateFiles(Spool.CorruptDir).Count());
         _delivery = LocalDelivery.RunAsync(_stopDelivery.Token);
-        foreach (var listener in _listeners)
+        for (var i = 0; i < _listeners.Count; i++)
         {
-            Log.Listening(_logger, listener.LocalEndPoint.ToString(), _options.Listeners[_listeners.IndexOf(listener)].Role.ToString().ToLowerInvariant(), listener.LocalEndPoint.ToString());
-            _acceptLoops.Add(listener.AcceptLoopAsync(_draining.Token));
+            var l = _options.Listeners[i];
+            Log.Listening(_logger, l.Name, l.Role.ToString().ToLowerInvariant(), _listeners[i].LocalEndPoint.ToString());
+            _acceptLoops.Add(_listeners[i].AcceptLoopAsync(_draining.Token));
         }
         Log.Started(_logger, _listeners.Count, _options.DataDirectory);
     }
@@ -104,14 +105,14 @@ public sealed class PosternServer : IAsyncDisposable
         Log.Stopping(_logger, reason);
         await _draining.CancelAsync();
         await Task.WhenAll(_acceptLoops);
-        var drained = await Task.WhenAny(_sessions.WhenIdle(), Task.Delay(_options.Limits.ShutdownTimeout, _time));
+        // Transactions in flight get Limits.ShutdownTimeout to finish; then delivery stops too.
+        await Task.WhenAny(_sessions.WhenIdle(), Task.Delay(_options.Limits.ShutdownTimeout, _time));
         await _stopDelivery.CancelAsync();
         if (_delivery is not null)
         {
             await _delivery;
         }
         Log.Stopped(_logger, _sessions.Count);
-        _ = drained;
     }
 
     public async ValueTask DisposeAsync()

@@ -32,7 +32,6 @@ public static class LineReader
     public static LineStatus TryRead(ref SequenceReader<byte> reader, int maxLength, out ReadOnlySequence<byte> line)
     {
         line = default;
-        var start = reader.Position;
         // Bound the search before looking (STYLE principle 2): never scan more than the limit.
         var window = reader.UnreadSequence;
         if (window.Length > maxLength)
@@ -60,7 +59,6 @@ public static class LineReader
         {
             return LineStatus.BareLineEnding;
         }
-        _ = start;
         return LineStatus.Line;
     }
 

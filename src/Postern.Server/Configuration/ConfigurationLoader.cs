@@ -109,7 +109,7 @@ public static class ConfigurationLoader
             var baseDir = configFile is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(configFile)!;
             options.DataDirectory = Path.GetFullPath(options.DataDirectory, baseDir);
         }
-        foreach (var (l, i) in options.Listeners.Select((l, i) => (l, i)))
+        foreach (var l in options.Listeners)
         {
             if (string.IsNullOrEmpty(l.Name))
             {

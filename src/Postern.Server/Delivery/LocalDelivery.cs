@@ -23,11 +23,12 @@ public abstract record DeliveryOutcome
 public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir maildir, ILogger logger, TimeProvider time, int workers, bool discard)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
-    private readonly Channel<QueueId> _work = Channel.CreateUnbounded<QueueId>(new UnboundedChannelOptions { SingleWriter = false });
+    private readonly Channel<(QueueId Id, SpooledMessage? Known)> _work = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>(new UnboundedChannelOptions { SingleWriter = false });
     // Ids being processed; the value says whether another pass was asked for meanwhile.
     private readonly Dictionary<string, bool> _inFlight = [];
 
-    public void Enqueue(QueueId id) => _work.Writer.TryWrite(id);
+    /// <summary>Asks for a delivery pass; <paramref name="known"/> is the message as just committed, which saves reading it back.</summary>
+    public void Enqueue(QueueId id, SpooledMessage? known = null) => _work.Writer.TryWrite((id, known));
 
     /// <summary>Runs the workers until <paramref name="stop"/> fires and the channel is drained of started work.</summary>
     public Task RunAsync(CancellationToken stop) =>
@@ -50,8 +51,9 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
         {
             while (await _work.Reader.WaitToReadAsync(stop).ConfigureAwait(false))
             {
-                while (!stop.IsCancellationRequested && _work.Reader.TryRead(out var id))
+                while (!stop.IsCancellationRequested && _work.Reader.TryRead(out var item))
                 {
+                    var id = item.Id;
                     lock (_inFlight)
                     {
                         if (!_inFlight.TryAdd(id.Value, false))
@@ -63,7 +65,7 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
                     }
                     try
                     {
-                        Process(id);
+                        Process(id, item.Known);
                     }
                     finally
                     {
@@ -86,12 +88,12 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
     }
 
     /// <summary>Delivers what can be delivered locally now; returns true when the message left the queue.</summary>
-    public bool Process(QueueId id)
+    public bool Process(QueueId id, SpooledMessage? known = null)
     {
         SpooledMessage message;
         try
         {
-            message = spool.Read(id);
+            message = known ?? spool.Read(id);
         }
         catch (FileNotFoundException)
         {

@@ -18,8 +18,8 @@ public sealed class ServerContext
     public required ILogger Logger { get; init; }
     public required TimeProvider Time { get; init; }
     public required IReadOnlyList<IPNetwork> TrustedNetworks { get; init; }
-    /// <summary>Called once a message is committed, so delivery starts at once.</summary>
-    public required Action<QueueId> Committed { get; init; }
+    /// <summary>Called once a message is committed, so delivery starts at once (without reading the envelope back).</summary>
+    public required Action<SpooledMessage> Committed { get; init; }
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 

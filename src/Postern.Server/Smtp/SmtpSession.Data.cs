@@ -78,6 +78,7 @@ public sealed partial class SmtpSession
         try
         {
             t.Writer = _ctx.Spool.Create(envelope);
+            t.Envelope = envelope;
             t.Writer.WriteText(ReceivedHeader(t, envelope.Received));
         }
         catch (IOException e)
@@ -108,9 +109,10 @@ public sealed partial class SmtpSession
             return;
         }
         t.Fixup?.Complete();
+        var writer = t.Writer!;
         try
         {
-            await t.Writer!.CommitAsync();
+            await writer.CommitAsync();
         }
         catch (IOException e)
         {
@@ -129,7 +131,7 @@ public sealed partial class SmtpSession
         Send(Reply.Queued(t.Id.Value));
         _transaction = null;
         _state = SessionState.Ready;
-        _ctx.Committed(t.Id);
+        _ctx.Committed(new SpooledMessage(t.Id, t.Envelope!, _ctx.Spool.MessagePath(t.Id), writer.MessageStart, writer.Length - writer.MessageStart));
     }
 
     private void RefuseContentAndClose(string command)

@@ -65,7 +65,6 @@ public sealed partial class SmtpSession
             return false;
         }
         _tls = tls;
-        _stream = tls;
         (_reader, _writer) = CreatePipes(tls);
         _needMoreInput = false;
         Log.Tls(_ctx.Logger, _id, Ip, TlsVersionName(tls.SslProtocol), tls.NegotiatedCipherSuite.ToString());

@@ -26,7 +26,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private readonly ServerContext _ctx;
     private readonly ListenerOptions _listener;
     private readonly Stream _network;
-    private Stream _stream;
     private PipeReader _reader;
     private PipeWriter _writer;
     private readonly IPEndPoint _remote;
@@ -55,7 +54,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _ctx = ctx;
         _listener = listener;
         _network = network;
-        _stream = network;
         _remote = remote;
         _id = id;
         _readCts = new CancellationTokenSource();

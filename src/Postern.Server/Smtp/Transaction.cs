@@ -11,6 +11,7 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public QueueId Id { get; } = id;
     public List<EnvelopeRecipient> Recipients { get; } = [];
     public SpoolWriter? Writer { get; set; }
+    public Envelope? Envelope { get; set; }
     public BdatReader? Bdat { get; set; }
     public HeaderFixup? Fixup { get; set; }
     public bool InData { get; set; }
