@@ -204,7 +204,9 @@ public static class AddressParser
             return AddressError.Syntax;
         }
         var domain = text[(at + 1)..];
-        if (Encoding.UTF8.GetByteCount(local) > MaxLocalPart || Encoding.UTF8.GetByteCount(domain) > MaxDomain)
+        // RFC 5321 §4.5.3.1: local part 64, domain 255, and the whole path 256 with its brackets.
+        if (Encoding.UTF8.GetByteCount(local) > MaxLocalPart || Encoding.UTF8.GetByteCount(domain) > MaxDomain
+            || Encoding.UTF8.GetByteCount(local) + 1 + Encoding.UTF8.GetByteCount(domain) > MaxPath - 2)
         {
             return AddressError.TooLong;
         }
@@ -315,6 +317,26 @@ public static class AddressParser
         return true;
     }
 
+    /// <summary>
+    /// RFC 5321 §4.1.3 IPv6-addr: full (8 groups), or compressed where "::" stands for at least two
+    /// groups (so at most 6 others), each optionally ending in an IPv4 address worth two groups.
+    /// </summary>
+    private static bool IsIPv6Literal(string s)
+    {
+        if (!System.Net.IPAddress.TryParse(s, out var a) || a.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6 || s.Contains('%'))
+        {
+            return false;
+        }
+        var v4 = s.Contains('.');
+        var halves = s.Split("::");
+        if (halves.Length > 2)
+        {
+            return false;
+        }
+        var groups = halves.Sum(h => h.Length == 0 ? 0 : h.Split(':').Length) + (v4 ? 1 : 0);
+        return halves.Length == 1 ? groups == 8 : groups <= 6;
+    }
+
     /// <summary>RFC 5321 §4.1.3 address-literal: [IPv4] or [IPv6:...].</summary>
     public static bool IsAddressLiteral(string s)
     {
@@ -325,7 +347,7 @@ public static class AddressParser
         var inner = s[1..^1];
         if (inner.StartsWith("IPv6:", StringComparison.OrdinalIgnoreCase))
         {
-            return System.Net.IPAddress.TryParse(inner[5..], out var a6) && a6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+            return IsIPv6Literal(inner[5..]);
         }
         var parts = inner.Split('.');
         if (parts.Length != 4)
