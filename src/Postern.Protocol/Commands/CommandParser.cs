@@ -126,16 +126,12 @@ public static class CommandParser
         var body = BodyType.SevenBit;
         var ret = DsnReturn.Unspecified;
         string? envId = null;
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var p in ParameterWords(paramText))
+        if (Parameters(paramText, Verb.Mail, out var parameters) is { } badMail)
         {
-            var eq = p.IndexOf('=');
-            var key = eq < 0 ? p : p[..eq];
-            var value = eq < 0 ? null : p[(eq + 1)..];
-            if (!seen.Add(key))
-            {
-                return new InvalidCommand(Verb.Mail, Reply.SyntaxError.WithText($"Duplicate parameter {Sanitize(key)}"));
-            }
+            return badMail;
+        }
+        foreach (var (key, value) in parameters)
+        {
             switch (key.ToUpperInvariant())
             {
                 case "SIZE":
@@ -148,15 +144,7 @@ public static class CommandParser
                     size = s;
                     break;
                 case "BODY":
-                    if (string.Equals(value, "7BIT", StringComparison.OrdinalIgnoreCase))
-                    {
-                        body = BodyType.SevenBit;
-                    }
-                    else if (string.Equals(value, "8BITMIME", StringComparison.OrdinalIgnoreCase))
-                    {
-                        body = BodyType.EightBitMime;
-                    }
-                    else
+                    if (!TryChoose(value, out body, ("7BIT", BodyType.SevenBit), ("8BITMIME", BodyType.EightBitMime)))
                     {
                         return new InvalidCommand(Verb.Mail, Reply.ParameterNotImplemented.WithText("BODY must be 7BIT or 8BITMIME"));
                     }
@@ -168,15 +156,7 @@ public static class CommandParser
                     }
                     break;
                 case "RET":
-                    if (string.Equals(value, "FULL", StringComparison.OrdinalIgnoreCase))
-                    {
-                        ret = DsnReturn.Full;
-                    }
-                    else if (string.Equals(value, "HDRS", StringComparison.OrdinalIgnoreCase))
-                    {
-                        ret = DsnReturn.Headers;
-                    }
-                    else
+                    if (!TryChoose(value, out ret, ("FULL", DsnReturn.Full), ("HDRS", DsnReturn.Headers)))
                     {
                         return new InvalidCommand(Verb.Mail, Reply.SyntaxError.WithText("RET must be FULL or HDRS"));
                     }
@@ -213,16 +193,12 @@ public static class CommandParser
         }
         var notify = DsnNotify.None;
         string? orcpt = null;
-        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (var p in ParameterWords(paramText))
+        if (Parameters(paramText, Verb.Rcpt, out var parameters) is { } badRcpt)
         {
-            var eq = p.IndexOf('=');
-            var key = eq < 0 ? p : p[..eq];
-            var value = eq < 0 ? null : p[(eq + 1)..];
-            if (!seen.Add(key))
-            {
-                return new InvalidCommand(Verb.Rcpt, Reply.SyntaxError.WithText($"Duplicate parameter {Sanitize(key)}"));
-            }
+            return badRcpt;
+        }
+        foreach (var (key, value) in parameters)
+        {
             switch (key.ToUpperInvariant())
             {
                 case "NOTIFY":
@@ -291,6 +267,39 @@ public static class CommandParser
             return new InvalidCommand(Verb.Auth, Reply.SyntaxError.WithText("AUTH mechanism [initial-response]"));
         }
         return new AuthCommand(words[0].ToUpperInvariant(), words.Length == 2 ? words[1] : null);
+    }
+
+    /// <summary>Splits ESMTP parameters (RFC 5321 §4.1.2 esmtp-param) into key and value; a repeated key is an error.</summary>
+    private static InvalidCommand? Parameters(string text, Verb verb, out List<(string Key, string? Value)> parameters)
+    {
+        parameters = [];
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var p in ParameterWords(text))
+        {
+            var eq = p.IndexOf('=');
+            var key = eq < 0 ? p : p[..eq];
+            if (!seen.Add(key))
+            {
+                return new InvalidCommand(verb, Reply.SyntaxError.WithText($"Duplicate parameter {Sanitize(key)}"));
+            }
+            parameters.Add((key, eq < 0 ? null : p[(eq + 1)..]));
+        }
+        return null;
+    }
+
+    /// <summary>Matches a keyword value (case-insensitive) against its allowed words.</summary>
+    private static bool TryChoose<T>(string? value, out T result, params (string Word, T Value)[] choices)
+    {
+        foreach (var (word, v) in choices)
+        {
+            if (string.Equals(value, word, StringComparison.OrdinalIgnoreCase))
+            {
+                result = v;
+                return true;
+            }
+        }
+        result = default!;
+        return false;
     }
 
     private static IEnumerable<string> ParameterWords(string s) =>

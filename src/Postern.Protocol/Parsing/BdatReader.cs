@@ -6,7 +6,7 @@ namespace Postern.Protocol.Parsing;
 /// because Postern must never pass one on to a server that might read it as a line end. The state
 /// carries across chunks, so a CR ending one chunk and the LF starting the next form one CRLF.
 /// </summary>
-public sealed class BdatReader
+public sealed class BdatReader(long maxSize, int maxLineLength = 1000) : ContentReader(maxSize, maxLineLength)
 {
     private const byte Cr = (byte)'\r';
     private const byte Lf = (byte)'\n';
@@ -14,22 +14,11 @@ public sealed class BdatReader
     private bool _sawCr;
     private int _lineLength;
 
-    public BdatReader(long maxSize, int maxLineLength = 1000)
-    {
-        MaxSize = maxSize;
-        MaxLineLength = maxLineLength;
-    }
-
-    public long MaxSize { get; }
-    public int MaxLineLength { get; }
-    public long Size { get; private set; }
-    public bool TooBig { get; private set; }
-    public bool LineTooLong { get; private set; }
-    public bool HasNul { get; private set; }
+    /// <summary>True once a bare CR or LF was seen: the session refuses and closes.</summary>
     public bool HasBareLineEnding { get; private set; }
 
-    /// <summary>True when the content is no longer kept.</summary>
-    public bool Discarding => TooBig || LineTooLong || HasNul || HasBareLineEnding;
+    /// <inheritdoc/>
+    public override bool Discarding => base.Discarding || HasBareLineEnding;
 
     /// <summary>Checks one piece of a chunk; returns false once the content is to be refused.</summary>
     public bool Check(ReadOnlySpan<byte> piece)

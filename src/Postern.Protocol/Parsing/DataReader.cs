@@ -22,7 +22,7 @@ public enum DataStatus
 /// Over-long lines, NUL octets and an oversized message switch to discard mode: the reader keeps
 /// going to the real end so that the dialogue stays in step, and the caller then refuses.
 /// </summary>
-public sealed class DataReader
+public sealed class DataReader(long maxSize, int maxLineLength = 1000) : ContentReader(maxSize, maxLineLength)
 {
     private const byte Cr = (byte)'\r';
     private const byte Lf = (byte)'\n';
@@ -33,34 +33,8 @@ public sealed class DataReader
     private State _state = State.LineStart;
     private int _lineLength;
 
-    /// <param name="maxSize">Content octets beyond which the message is discarded and flagged.</param>
-    /// <param name="maxLineLength">RFC 5321 §4.5.3.1.6: 1000 octets including CRLF.</param>
-    public DataReader(long maxSize, int maxLineLength = 1000)
-    {
-        MaxSize = maxSize;
-        MaxLineLength = maxLineLength;
-    }
-
-    public long MaxSize { get; }
-    public int MaxLineLength { get; }
-
-    /// <summary>Content octets seen so far (after unstuffing), whether written or discarded.</summary>
-    public long Size { get; private set; }
-
-    /// <summary>True once the message passed <see cref="MaxSize"/>.</summary>
-    public bool TooBig { get; private set; }
-
-    /// <summary>True once a line passed <see cref="MaxLineLength"/>.</summary>
-    public bool LineTooLong { get; private set; }
-
-    /// <summary>True once a NUL octet was seen (RFC 5322 §2.3 forbids it outside BINARYMIME).</summary>
-    public bool HasNul { get; private set; }
-
     /// <summary>True once any octet above 127 was seen.</summary>
     public bool HasEightBit { get; private set; }
-
-    /// <summary>True when the content is no longer written out.</summary>
-    public bool Discarding => TooBig || LineTooLong || HasNul;
 
     /// <summary>
     /// Consumes input, writing unstuffed content to <paramref name="output"/> until the end of data.

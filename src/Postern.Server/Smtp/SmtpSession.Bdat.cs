@@ -49,7 +49,11 @@ public sealed partial class SmtpSession
             }
         }
         t.InData = false;
-        if (checker.HasBareLineEnding || (bdat.Last && !checker.CheckEnd() && checker.HasBareLineEnding))
+        if (bdat.Last)
+        {
+            checker.CheckEnd(); // content ending in a lone CR is a bare CR too
+        }
+        if (checker.HasBareLineEnding)
         {
             RefuseContentAndClose("BDAT");
             return;
@@ -59,11 +63,7 @@ public sealed partial class SmtpSession
             Send(Reply.ChunkOk(bdat.Size));
             return;
         }
-        var refusal = checker.TooBig ? Reply.MessageTooBig
-            : checker.LineTooLong ? Reply.TextLineTooLong
-            : checker.HasNul ? Reply.TextLineTooLong.WithText("Message content has a NUL character")
-            : null;
-        await FinishMessageAsync(t, checker.Size, refusal);
+        await FinishMessageAsync(t, checker.Size, ContentRefusal(checker));
     }
 
     /// <summary>Reads and drops a chunk that will not be used.</summary>

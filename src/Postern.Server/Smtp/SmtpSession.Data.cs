@@ -49,12 +49,17 @@ public sealed partial class SmtpSession
             }
         }
         t.InData = false;
-        var refusal = data.TooBig ? Reply.MessageTooBig
-            : data.LineTooLong ? Reply.TextLineTooLong
-            : data.HasNul ? Reply.TextLineTooLong.WithText("Message content has a NUL character")
-            : null;
-        await FinishMessageAsync(t, data.Size, refusal);
+        await FinishMessageAsync(t, data.Size, ContentRefusal(data));
     }
+
+    private static readonly SmtpReply NulInContent = Reply.TextLineTooLong.WithText("Message content has a NUL character");
+
+    /// <summary>The refusal for content that broke a rule, or null when it may be committed.</summary>
+    private static SmtpReply? ContentRefusal(ContentReader content) =>
+        content.TooBig ? Reply.MessageTooBig
+        : content.LineTooLong ? Reply.TextLineTooLong
+        : content.HasNul ? NulInContent
+        : null;
 
     /// <summary>Opens the spool file and writes the Received header; false (with the reply sent) if the disk refuses.</summary>
     private bool BeginMessage(Transaction t)

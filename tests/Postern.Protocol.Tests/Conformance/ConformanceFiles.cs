@@ -17,13 +17,15 @@ public static class ConformanceFiles
             }
             // From the test binaries up, then from this source file up (builds may sit outside the tree).
             foreach (var start in new[] { AppContext.BaseDirectory, SourceDirectory() })
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared", "conformance"), Path.Combine(dir.FullName, "..", "shared", "conformance") })
+                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
                 {
-                    if (Directory.Exists(candidate) && System.IO.File.Exists(Path.Combine(candidate, "README.md")))
+                    foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared", "conformance"), Path.Combine(dir.FullName, "..", "shared", "conformance") })
                     {
-                        return Path.GetFullPath(candidate);
+                        if (System.IO.File.Exists(Path.Combine(candidate, "README.md")))
+                        {
+                            return Path.GetFullPath(candidate);
+                        }
                     }
                 }
             }
