@@ -30,6 +30,10 @@ status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -Eo 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+if [ "$failed" != 0 ]; then
+  echo "failed tests:"
+  grep -E '^\s+Failed [A-Za-z]' "$log" || true
+fi
 rm -f "$log"
 echo "tests: $passed passed, $failed failed"
 exit "$status"
