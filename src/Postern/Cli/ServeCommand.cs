@@ -20,6 +20,10 @@ public static class ServeCommand
         a.Allow();
         var (options, file) = CommandLine.LoadOptions(a);
         Directory.CreateDirectory(options.DataDirectory);
+        // Sessions block pool threads in fsync(2) and the password hash. Start with enough threads that
+        // a burst of them does not wait for the pool's slow thread injection (timers would fire late).
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 8 * Environment.ProcessorCount), io);
         string? devPassword = null;
         if (a.Dev)
         {
