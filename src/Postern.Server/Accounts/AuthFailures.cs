@@ -63,15 +63,6 @@ public sealed class AuthFailures(TimeProvider time, int maxFailures, TimeSpan wi
         }
     }
 
-    /// <summary>A success clears the count for that IP.</summary>
-    public void RecordSuccess(IPAddress ip)
-    {
-        lock (_gate)
-        {
-            _entries.Remove(ip);
-        }
-    }
-
     private void Prune(DateTimeOffset now)
     {
         foreach (var (ip, e) in _entries.ToList())

@@ -225,7 +225,7 @@ public static class ConfigurationLoader
         Check(o.Delivery.DelayWarningAfter > TimeSpan.Zero, "Delivery.DelayWarningAfter", "must be positive");
         Check(o.Delivery.LocalConcurrency is > 0 and <= 256, "Delivery.LocalConcurrency", "must be 1-256");
         Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");
-        Check(o.Limits.MaxRecipients is >= 1 and <= 100_000, "Limits.MaxRecipients", "must be between 1 and 100000");
+        Check(o.Limits.MaxRecipients is >= 1 and <= 10_000, "Limits.MaxRecipients", "must be between 1 and 10000");
         Check(o.Limits.MaxConnections >= 1, "Limits.MaxConnections", "must be at least 1");
         Check(o.Limits.MaxConnectionsPerIp >= 1, "Limits.MaxConnectionsPerIp", "must be at least 1");
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");

@@ -67,6 +67,12 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
                     {
                         Process(id, item.Known);
                     }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        // A worker must outlive any one message: log it, keep the message, try later.
+                        Log.DeliveryError(logger, id.Value, e.Message, e);
+                        _ = RetryLaterAsync(id);
+                    }
                     finally
                     {
                         bool again;
@@ -153,8 +159,9 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
             Log.Removed(logger, id.Value, "delivered");
             return true;
         }
-        if (changed)
+        if (changed && File.Exists(message.Path))
         {
+            // (A message deleted meanwhile by `queue delete` gets no new state file.)
             spool.WriteState(id, state);
         }
         if (state.Recipients.Any(r => r.Status == "deferred" && r.Local))

@@ -25,6 +25,25 @@ public sealed class Maildir(string mailRoot, string hostname, IDurability durabi
         return Path.Combine(mailRoot, domain, local);
     }
 
+    /// <summary>Creates a Maildir and makes each new directory entry durable, up to the mail root.</summary>
+    private void CreateDurably(string box)
+    {
+        var created = new List<string>();
+        for (var d = box; d.Length > mailRoot.Length && !Directory.Exists(d); d = Path.GetDirectoryName(d)!)
+        {
+            created.Add(d);
+        }
+        foreach (var sub in new[] { "tmp", "new", "cur" })
+        {
+            Directory.CreateDirectory(Path.Combine(box, sub));
+        }
+        durability.FlushDirectory(box);
+        foreach (var d in created)
+        {
+            durability.FlushDirectory(Path.GetDirectoryName(d)!);
+        }
+    }
+
     /// <summary>Delivers one copy: a Return-Path and Delivered-To header, then the message as received.</summary>
     public string Deliver(string account, string returnPath, Stream message, long size, string? folder = null)
     {
@@ -32,9 +51,10 @@ public sealed class Maildir(string mailRoot, string hostname, IDurability durabi
         var box = folder is null ? root : Path.Combine(root, "." + folder);
         var tmp = Path.Combine(box, "tmp");
         var newDir = Path.Combine(box, "new");
-        Directory.CreateDirectory(tmp);
-        Directory.CreateDirectory(newDir);
-        Directory.CreateDirectory(Path.Combine(box, "cur"));
+        if (!Directory.Exists(newDir))
+        {
+            CreateDurably(box);
+        }
         // RFC 5321 §4.4: the delivering server adds Return-Path.
         var head = Encoding.UTF8.GetBytes($"Return-Path: <{returnPath}>\r\nDelivered-To: {account}\r\n");
         var total = head.Length + size;

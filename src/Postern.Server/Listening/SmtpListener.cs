@@ -46,6 +46,8 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
             }
             catch (SocketException)
             {
+                // Out of file descriptors or the like: do not spin; try again shortly.
+                await Task.Delay(100, CancellationToken.None);
                 continue;
             }
             _ = Task.Run(() => HandleAsync(client), CancellationToken.None);
@@ -87,10 +89,17 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         }
         finally
         {
-            await session.DisposeAsync();
-            limiter.Release(ip);
-            Metrics.OpenSessions.Add(-1, new KeyValuePair<string, object?>("listener", options.Name));
-            done.Dispose();
+            try
+            {
+                await session.DisposeAsync();
+            }
+            finally
+            {
+                // Whatever the teardown did, the slot is given back (a leaked slot is a lockout).
+                limiter.Release(ip);
+                Metrics.OpenSessions.Add(-1, new KeyValuePair<string, object?>("listener", options.Name));
+                done.Dispose();
+            }
         }
     }
 }

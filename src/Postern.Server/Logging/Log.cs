@@ -44,8 +44,8 @@ public static partial class Log
     [LoggerMessage(17, LogLevel.Warning, "ip={ip} failures={failures} until={until}", EventName = "auth_lockout")]
     public static partial void AuthLockout(ILogger logger, string ip, int failures, DateTimeOffset until);
 
-    [LoggerMessage(20, LogLevel.Information, "session={session} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
-    public static partial void Rejected(ILogger logger, string session, string ip, string command, int code, string? enhanced, string reason);
+    [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
+    public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason);
 
     [LoggerMessage(21, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} from={from} rcpts={rcpts} size={size} user={user} protocol={protocol}", EventName = "accepted")]
     public static partial void Accepted(ILogger logger, string queue_id, string session, string ip, string from, int rcpts, long size, string? user, string protocol);
@@ -73,6 +73,9 @@ public static partial class Log
 
     [LoggerMessage(31, LogLevel.Error, "file={file} reason={reason}", EventName = "reload_failed")]
     public static partial void ReloadFailed(ILogger logger, string file, string reason);
+
+    [LoggerMessage(41, LogLevel.Error, "queue_id={queue_id} reason={reason}", EventName = "delivery_error")]
+    public static partial void DeliveryError(ILogger logger, string queue_id, string reason, Exception exception);
 
     [LoggerMessage(40, LogLevel.Error, "session={session} reason={reason}", EventName = "session_error")]
     public static partial void SessionError(ILogger logger, string session, string reason, Exception exception);

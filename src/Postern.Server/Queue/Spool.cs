@@ -19,7 +19,8 @@ public sealed record SpooledMessage(QueueId Id, Envelope Envelope, string Path, 
 public sealed class Spool : IAsyncDisposable
 {
     public static ReadOnlySpan<byte> Magic => "POSTERN1 "u8;
-    private const int MaxEnvelopeLength = 4 * 1024 * 1024;
+    // Limits.MaxRecipients (at most 10,000) keeps every envelope Postern writes well below this.
+    private const int MaxEnvelopeLength = 16 * 1024 * 1024;
 
     private readonly IDurability _durability;
     private readonly Channel<PendingCommit> _commits = Channel.CreateUnbounded<PendingCommit>(new UnboundedChannelOptions { SingleReader = true });
@@ -212,7 +213,7 @@ public sealed class Spool : IAsyncDisposable
             {
                 throw new InvalidDataException($"envelope is not valid JSON: {e.Message}");
             }
-            if (envelope.Id != id.Value || envelope.Recipients.Count == 0)
+            if (envelope.Id != id.Value || envelope.Recipients is null || envelope.Recipients.Count == 0 || envelope.Recipients.Any(r => r is null))
             {
                 throw new InvalidDataException("envelope does not match its file name or has no recipients");
             }

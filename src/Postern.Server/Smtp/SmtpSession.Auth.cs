@@ -81,8 +81,9 @@ public sealed partial class SmtpSession
         }
         else if (await _ctx.AddressBook.Accounts.VerifyAsync(user, password, CancellationToken.None))
         {
+            // A success does not clear the address's failures: otherwise one valid account would let
+            // its owner guess at everyone else's without limit.
             _user = user.ToLowerInvariant();
-            _ctx.AuthFailures.RecordSuccess(RemoteIp);
             Log.AuthOk(_ctx.Logger, _id, Ip, _user, auth.Mechanism);
             Send(Reply.AuthSucceeded);
             return;

@@ -90,7 +90,7 @@ public sealed partial class SmtpSession
         {
             t.Abort();
             Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
-            Refuse("DATA", SafeFile.IsDiskFull(e) ? Reply.DiskFull : Reply.LocalError);
+            Refuse("DATA", Reply.DiskFull);
             ResetTransaction();
             return false;
         }
@@ -123,7 +123,8 @@ public sealed partial class SmtpSession
         {
             t.Writer = null;
             Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
-            Refuse(t.Bdat is null ? "DATA" : "BDAT", SafeFile.IsDiskFull(e) ? Reply.DiskFull : Reply.LocalError);
+            // The storage refused (full disk, failed write or fsync): 452 4.3.1, nothing acknowledged.
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DiskFull);
             ResetTransaction();
             return;
         }

@@ -31,6 +31,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private readonly IPEndPoint _remote;
     private readonly string _id;
     private CancellationTokenSource _readCts;
+    private readonly CancellationTokenSource _writeCts = new();
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
     private bool _skippingLongLine;
@@ -211,18 +212,24 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private void Refuse(string command, SmtpReply reply, string? reason = null)
     {
         _errors++;
-        Log.Rejected(_ctx.Logger, _id, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
         Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", reply.Code));
         Send(reply);
     }
 
     private void Send(SmtpReply reply) => _writer.Write(reply.ToBytes());
 
+    /// <summary>
+    /// Sends the buffered replies. A client that does not read its replies is given the command timeout,
+    /// then dropped (the flush is cancelled): writes are bounded in time like reads.
+    /// </summary>
     private async ValueTask FlushAsync()
     {
         if (_writer.UnflushedBytes > 0)
         {
-            await _writer.FlushAsync();
+            _writeCts.CancelAfter(Options.Limits.CommandTimeout);
+            await _writer.FlushAsync(_writeCts.Token);
+            _writeCts.CancelAfter(Timeout.InfiniteTimeSpan);
         }
     }
 
@@ -367,15 +374,33 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Closes without writing: whatever is still unsent is dropped (completing the writer with an error
+    /// skips its final flush), so a client that stopped reading cannot hold the teardown. Never throws.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _reader.CompleteAsync();
-        await _writer.CompleteAsync();
-        if (_tls is not null)
+        var closed = new IOException("session closed");
+        try
         {
-            await _tls.DisposeAsync();
+            await _reader.CompleteAsync(closed);
+            await _writer.CompleteAsync(closed);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException or OperationCanceledException or System.Net.Sockets.SocketException)
+        {
+        }
+        try
+        {
+            if (_tls is not null)
+            {
+                await _tls.DisposeAsync();
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
+        {
         }
         await _network.DisposeAsync();
         _readCts.Dispose();
+        _writeCts.Dispose();
     }
 }

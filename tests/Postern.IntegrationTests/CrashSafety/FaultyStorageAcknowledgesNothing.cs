@@ -7,7 +7,7 @@ namespace Postern.IntegrationTests.CrashSafety;
 /// <summary>
 /// SPEC §6: 250 is said only once message and envelope are on stable storage. When the disk fails
 /// (fsync of the file, ENOSPC on a write, fsync of the queue directory) the client gets the local
-/// error reply after the end of its data — 452 4.3.1 for a full disk, 451 4.3.0 otherwise (SPEC §5)
+/// error reply after the end of its data — 452 4.3.1 for any storage failure, a full disk or a failed write or fsync (issue 2)
 /// — and nothing of the message is left in the queue or delivered. Once the disk recovers, the
 /// same connection goes on.
 /// </summary>
@@ -18,8 +18,8 @@ public sealed class FaultyStorageAcknowledgesNothing
     [Theory]
     [InlineData("DATA")]
     [InlineData("BDAT")]
-    public Task FailedFileFlushAnswers451AndKeepsNothing(string verb) =>
-        RefusedAndNothingKeptAsync(verb, StorageFault.FileFlush, "451 4.3.0", bodyBytes: 300);
+    public Task FailedFileFlushAnswers452AndKeepsNothing(string verb) =>
+        RefusedAndNothingKeptAsync(verb, StorageFault.FileFlush, "452 4.3.1", bodyBytes: 300);
 
     [Theory]
     [InlineData("DATA")]
@@ -40,8 +40,8 @@ public sealed class FaultyStorageAcknowledgesNothing
     [Theory]
     [InlineData("DATA")]
     [InlineData("BDAT")]
-    public Task FailedDirectoryFlushAnswers451AndKeepsNothing(string verb) =>
-        RefusedAndNothingKeptAsync(verb, StorageFault.DirectoryFlush, "451 4.3.0", bodyBytes: 300);
+    public Task FailedDirectoryFlushAnswers452AndKeepsNothing(string verb) =>
+        RefusedAndNothingKeptAsync(verb, StorageFault.DirectoryFlush, "452 4.3.1", bodyBytes: 300);
 
     [Fact]
     public void TheInjectedEnospcIsRecognisedAsAFullDisk()
@@ -63,10 +63,10 @@ public sealed class FaultyStorageAcknowledgesNothing
         var refusedTokens = new List<string>();
         foreach (var (fault, expected) in new[]
         {
-            (StorageFault.FileFlush, "451 4.3.0"),
+            (StorageFault.FileFlush, "452 4.3.1"),
             (StorageFault.DiskFull, "452 4.3.1"),
-            (StorageFault.DirectoryFlush, "451 4.3.0"),
-            (StorageFault.FileFlush, "451 4.3.0"),
+            (StorageFault.DirectoryFlush, "452 4.3.1"),
+            (StorageFault.FileFlush, "452 4.3.1"),
         })
         {
             storage.Fault = fault;

@@ -36,6 +36,30 @@ public sealed class BruteForceLockout
     }
 
     [Fact]
+    public async Task ASuccessfulLoginDoesNotForgiveEarlierFailures()
+    {
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.Accounts.MaxAuthFailures = 3;
+            o.Accounts.FailureDelay = TimeSpan.Zero;
+        });
+        await using (var guesser = await RawSmtp.OpenAsync(server.SubmissionsPort, implicitTls: true))
+        {
+            Assert.StartsWith("535", await guesser.AuthPlainAsync("bob@example.test", "guess-one"));
+            Assert.StartsWith("535", await guesser.AuthPlainAsync("bob@example.test", "guess-two"));
+        }
+        // The guesser logs in with an account of its own...
+        await using (var own = await RawSmtp.OpenAsync(server.SubmissionsPort, implicitTls: true))
+        {
+            Assert.StartsWith("235", await own.AuthPlainAsync("alice@example.test", TestServer.AlicePassword));
+        }
+        // ...which does not reset the count: the third guess locks the address out.
+        await using var again = await RawSmtp.OpenAsync(server.SubmissionsPort, implicitTls: true);
+        Assert.StartsWith("535", await again.AuthPlainAsync("bob@example.test", "guess-three"));
+        Assert.StartsWith("454 4.7.0", await again.AuthPlainAsync("bob@example.test", TestServer.BobPassword));
+    }
+
+    [Fact]
     public async Task DelayDoublesWithEachFailure()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);

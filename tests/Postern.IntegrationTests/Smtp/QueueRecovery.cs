@@ -28,6 +28,9 @@ public sealed class QueueRecovery
         var bad = QueueId.New(DateTimeOffset.UtcNow);
         File.WriteAllText(Path.Combine(queue, "messages", bad.Value), "this is not a spool file");
         File.WriteAllText(Path.Combine(queue, "tmp", "never-acknowledged"), "partial");
+        // Well-formed JSON, but no recipients list: unreadable as an envelope, so corrupt (it once killed a delivery worker).
+        var hollow = QueueId.New(DateTimeOffset.UtcNow);
+        File.WriteAllText(Path.Combine(queue, "messages", hollow.Value), $"POSTERN1 {{\"Id\":\"{hollow.Value}\",\"Recipients\":null}}\nSubject: x\r\n\r\n");
 
         var options = TestServer.DefaultOptions(dir);
         File.WriteAllText(Path.Combine(dir, "passwd"), $"alice@example.test:{Postern.Server.Accounts.PasswordHasher.Hash("x-password")}\n");
@@ -46,6 +49,12 @@ public sealed class QueueRecovery
         Assert.Contains("recover me", Encoding.UTF8.GetString(File.ReadAllBytes(delivered[0])));
         Assert.False(File.Exists(Path.Combine(queue, "messages", id.Value)));
         Assert.Equal("this is not a spool file", File.ReadAllText(Path.Combine(queue, "corrupt", bad.Value)));
+        deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!File.Exists(Path.Combine(queue, "corrupt", hollow.Value)) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        Assert.True(File.Exists(Path.Combine(queue, "corrupt", hollow.Value)));
         Assert.Empty(Directory.GetFiles(Path.Combine(queue, "tmp")));
     }
 }
