@@ -31,7 +31,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private readonly IPEndPoint _remote;
     private readonly string _id;
     private CancellationTokenSource _readCts;
-    private readonly CancellationTokenSource _writeCts = new();
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
     private bool _skippingLongLine;
@@ -225,11 +224,25 @@ public sealed partial class SmtpSession : IAsyncDisposable
     /// </summary>
     private async ValueTask FlushAsync()
     {
-        if (_writer.UnflushedBytes > 0)
+        if (_writer.UnflushedBytes == 0)
         {
-            _writeCts.CancelAfter(Options.Limits.CommandTimeout);
-            await _writer.FlushAsync(_writeCts.Token);
-            _writeCts.CancelAfter(Timeout.InfiniteTimeSpan);
+            return;
+        }
+        var flush = _writer.FlushAsync();
+        if (flush.IsCompleted)
+        {
+            await flush; // the usual case: the kernel took it at once, no timer needed
+            return;
+        }
+        try
+        {
+            await flush.AsTask().WaitAsync(Options.Limits.CommandTimeout, _ctx.Time);
+        }
+        catch (TimeoutException)
+        {
+            // Closing the socket ends the stuck write; the session then ends as on a read timeout.
+            _network.Dispose();
+            throw new OperationCanceledException("the client does not read its replies");
         }
     }
 
@@ -401,6 +414,5 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         await _network.DisposeAsync();
         _readCts.Dispose();
-        _writeCts.Dispose();
     }
 }
