@@ -7,6 +7,7 @@ need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+[ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 # swaks needs these Perl modules for STARTTLS, implicit TLS and AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl)
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)

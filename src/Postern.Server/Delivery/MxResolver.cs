@@ -1,0 +1,147 @@
+using System.Net;
+using DnsClient;
+using DnsClient.Protocol;
+
+namespace Postern.Server.Delivery;
+
+/// <summary>One host to try for a destination, with its addresses (IPv6 first, then IPv4).</summary>
+public sealed record MxHost(string Name, int Preference, IReadOnlyList<IPAddress> Addresses);
+
+/// <summary>Where mail for a domain goes (RFC 5321 §5.1), as a closed set of outcomes.</summary>
+public abstract record MxResolution
+{
+    /// <summary>Hosts in the order to try them. <paramref name="Implicit"/>: no MX, the domain's own A/AAAA.</summary>
+    public sealed record Hosts(IReadOnlyList<MxHost> List, bool Implicit) : MxResolution;
+
+    /// <summary>RFC 7505: the domain says it takes no mail. Bounce at once with 556 5.1.10.</summary>
+    public sealed record NullMx : MxResolution;
+
+    /// <summary>The domain does not exist (NXDOMAIN), or has neither MX nor address: bounce (5.1.2).</summary>
+    public sealed record NoSuchDomain(string Reason) : MxResolution;
+
+    /// <summary>DNS did not answer properly (SERVFAIL, timeout): defer, never bounce.</summary>
+    public sealed record Temporary(string Reason) : MxResolution;
+}
+
+/// <summary>
+/// MX resolution with DnsClient against Dns.Servers (the system resolvers when empty): preference
+/// order with equal preferences shuffled, A/AAAA when there is no MX, null MX (RFC 7505), and DNS
+/// trouble kept apart from a definite "no such domain" so that it defers instead of bouncing.
+/// </summary>
+public sealed class MxResolver
+{
+    private readonly ILookupClient _dns;
+    private readonly Random _random;
+
+    public MxResolver(IReadOnlyList<string> servers, TimeSpan? timeout = null, Random? random = null)
+    {
+        var options = servers.Count == 0
+            ? new LookupClientOptions()
+            : new LookupClientOptions(servers.Select(ParseServer).ToArray());
+        options.UseCache = false;
+        options.ThrowDnsErrors = false;
+        options.ContinueOnDnsError = false;
+        options.Timeout = timeout ?? TimeSpan.FromSeconds(5);
+        options.Retries = 1;
+        _dns = new LookupClient(options);
+        _random = random ?? Random.Shared;
+    }
+
+    /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default).</summary>
+    public static NameServer ParseServer(string s) =>
+        IPEndPoint.TryParse(s, out var ep) && (s.Contains("]:", StringComparison.Ordinal) || (s.Count(c => c == ':') == 1))
+            ? new NameServer(ep.Address, ep.Port == 0 ? 53 : ep.Port)
+            : new NameServer(IPAddress.Parse(s.Trim('[', ']')), 53);
+
+    public async Task<MxResolution> ResolveAsync(string domain, CancellationToken cancellationToken = default)
+    {
+        var mx = await QueryAsync(domain, QueryType.MX, cancellationToken).ConfigureAwait(false);
+        if (mx.Failure is { } failure)
+        {
+            return failure;
+        }
+        var records = mx.Response!.Answers.MxRecords().ToList();
+        // RFC 7505 §3: a single MX with preference 0 and the root as exchange.
+        if (records.Count == 1 && records[0].Exchange.Value is "." or "")
+        {
+            return new MxResolution.NullMx();
+        }
+        records = records.Where(r => r.Exchange.Value is not ("." or "")).ToList();
+        if (records.Count == 0)
+        {
+            // RFC 5321 §5.1: no MX, so the domain itself is the implicit MX.
+            var addresses = await AddressesAsync(domain, cancellationToken).ConfigureAwait(false);
+            return addresses switch
+            {
+                { Failure: { } f } => f,
+                { List.Count: 0 } => new MxResolution.NoSuchDomain($"{domain} has no MX and no address record"),
+                { List: var list } => new MxResolution.Hosts([new MxHost(domain, 0, list)], Implicit: true),
+            };
+        }
+        var hosts = new List<MxHost>();
+        var temporary = (MxResolution.Temporary?)null;
+        // Sort by preference; within one preference, a random order spreads the load (RFC 5321 §5.1).
+        foreach (var group in records.GroupBy(r => r.Preference).OrderBy(g => g.Key))
+        {
+            foreach (var r in group.OrderBy(_ => _random.Next()))
+            {
+                var name = r.Exchange.Value.TrimEnd('.');
+                var addresses = await AddressesAsync(name, cancellationToken).ConfigureAwait(false);
+                if (addresses.Failure is MxResolution.Temporary t)
+                {
+                    temporary ??= t;
+                    continue;
+                }
+                if (addresses.List.Count > 0)
+                {
+                    hosts.Add(new MxHost(name, r.Preference, addresses.List));
+                }
+            }
+        }
+        if (hosts.Count == 0)
+        {
+            return (MxResolution?)temporary ?? new MxResolution.NoSuchDomain($"no MX host of {domain} has an address");
+        }
+        return new MxResolution.Hosts(hosts, Implicit: false);
+    }
+
+    private async Task<(IReadOnlyList<IPAddress> List, MxResolution? Failure)> AddressesAsync(string host, CancellationToken cancellationToken)
+    {
+        var list = new List<IPAddress>();
+        foreach (var type in new[] { QueryType.AAAA, QueryType.A })
+        {
+            var result = await QueryAsync(host, type, cancellationToken).ConfigureAwait(false);
+            if (result.Failure is MxResolution.Temporary)
+            {
+                return ([], result.Failure);
+            }
+            if (result.Response is { } response)
+            {
+                // CNAMEs are followed: the answer holds the chain and the final records.
+                list.AddRange(type == QueryType.A
+                    ? response.Answers.ARecords().Select(a => a.Address)
+                    : response.Answers.AaaaRecords().Select(a => a.Address));
+            }
+        }
+        return (list, null);
+    }
+
+    private async Task<(IDnsQueryResponse? Response, MxResolution? Failure)> QueryAsync(string name, QueryType type, CancellationToken cancellationToken)
+    {
+        IDnsQueryResponse response;
+        try
+        {
+            response = await _dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DnsResponseException e)
+        {
+            return (null, new MxResolution.Temporary($"DNS {type} {name}: {e.Message}"));
+        }
+        return response.Header.ResponseCode switch
+        {
+            DnsHeaderResponseCode.NoError => (response, null),
+            DnsHeaderResponseCode.NotExistentDomain => (null, new MxResolution.NoSuchDomain($"{name} does not exist (NXDOMAIN)")),
+            var code => (null, new MxResolution.Temporary($"DNS {type} {name}: {code}")),
+        };
+    }
+}
