@@ -87,6 +87,8 @@ public static class CommandLine
           user add|del|list|passwd [ADDRESS] [--password-stdin]
           queue list|show ID|delete ID [--json]
           config check [--config FILE] [--dev] [--json]
+          send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
+               --from A --to B [--subject S] [--body-file F]
 
         Every verb takes --config FILE (default ./postern.json, then /etc/postern/postern.json)
         and --dev (the embedded development configuration).
@@ -108,6 +110,7 @@ public static class CommandLine
                 "user" => UserCommand.Run(rest, stdout, stderr, stdin),
                 "queue" => QueueCommand.Run(rest, stdout, stderr),
                 "config" => ConfigCommand.Run(rest, stdout, stderr),
+                "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),
             };
         }
