@@ -48,7 +48,8 @@ public sealed class PosternServer : IAsyncDisposable
         var fixedAliases = NormalizeAliases(options.Aliases);
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
-        LocalDelivery = new LocalDelivery(Spool, AddressBook, maildir, logger, _time, options.Delivery.LocalConcurrency, options.Delivery.Discard);
+        var remote = new DomainDelivery(new MxResolver(options.Dns.Servers), new SmtpDeliveryClient(options.Hostname, _time), options.Delivery.RemotePort, _time);
+        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, options.Delivery, logger, _time);
         Context = new ServerContext
         {
             Options = options,
@@ -59,7 +60,7 @@ public sealed class PosternServer : IAsyncDisposable
             Logger = logger,
             Time = _time,
             TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),
-            Committed = m => LocalDelivery.Enqueue(m.Id, m),
+            Committed = m => Runner.Enqueue(m.Id, m),
             ShuttingDown = _draining.Token,
         };
     }
@@ -68,7 +69,7 @@ public sealed class PosternServer : IAsyncDisposable
     public AccountStore Accounts { get; }
     public ReloadingFile<Dictionary<string, List<string>>>? Aliases { get; }
     public AddressBook AddressBook { get; }
-    public LocalDelivery LocalDelivery { get; }
+    public QueueRunner Runner { get; }
     public ServerContext Context { get; }
     public IReadOnlyList<SmtpListener> Listeners => _listeners;
 
@@ -87,9 +88,9 @@ public sealed class PosternServer : IAsyncDisposable
             _listeners.Add(listener);
         }
         Spool.CleanTemporary();
-        var recovered = LocalDelivery.Recover();
+        var recovered = Runner.Recover();
         Log.QueueRecovered(_logger, recovered, Directory.EnumerateFiles(Spool.CorruptDir).Count());
-        _delivery = LocalDelivery.RunAsync(_stopDelivery.Token);
+        _delivery = Runner.RunAsync(_stopDelivery.Token);
         for (var i = 0; i < _listeners.Count; i++)
         {
             var l = _options.Listeners[i];

@@ -224,6 +224,9 @@ public static class ConfigurationLoader
         Check(o.Delivery.MaxQueueLifetime > TimeSpan.Zero, "Delivery.MaxQueueLifetime", "must be positive");
         Check(o.Delivery.DelayWarningAfter > TimeSpan.Zero, "Delivery.DelayWarningAfter", "must be positive");
         Check(o.Delivery.LocalConcurrency is > 0 and <= 256, "Delivery.LocalConcurrency", "must be 1-256");
+        Check(o.Delivery.RemoteConcurrency is > 0 and <= 1000, "Delivery.RemoteConcurrency", "must be 1-1000");
+        Check(o.Delivery.RetryInitialDelay > TimeSpan.Zero, "Delivery.RetryInitialDelay", "must be positive");
+        Check(o.Delivery.RetryMaxDelay >= o.Delivery.RetryInitialDelay, "Delivery.RetryMaxDelay", "must be at least Delivery.RetryInitialDelay");
         Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");
         Check(o.Limits.MaxRecipients is >= 1 and <= 10_000, "Limits.MaxRecipients", "must be between 1 and 10000");
         Check(o.Limits.MaxConnections >= 1, "Limits.MaxConnections", "must be at least 1");

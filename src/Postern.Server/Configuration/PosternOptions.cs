@@ -106,6 +106,15 @@ public sealed class DeliveryOptions
     /// <summary>Local delivery workers. Default 4.</summary>
     public int LocalConcurrency { get; set; } = 4;
 
+    /// <summary>Messages being delivered to other servers at once (each waits on the network). Default 20.</summary>
+    public int RemoteConcurrency { get; set; } = 20;
+
+    /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt. Default 5 minutes.</summary>
+    public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The longest wait between two attempts. Default 4 hours.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromHours(4);
+
     /// <summary>Acknowledge durably, then drop instead of delivering (for benchmarks, like Postfix's discard transport). Default false.</summary>
     public bool Discard { get; set; }
 }

@@ -58,6 +58,12 @@ public sealed class RecipientState
     public DateTimeOffset? NextAttempt { get; set; }
     /// <summary>The envelope recipient this one came from (alias expansion), or null.</summary>
     public string? Original { get; set; }
+
+    /// <summary>Delivery attempts so far (the retry delay doubles with each).</summary>
+    public int Attempts { get; set; }
+
+    /// <summary>For a bounced recipient: whether the sender has been told (a DSN). Until then the message stays queued.</summary>
+    public bool Notified { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -188,7 +188,7 @@ public sealed class FaultyStorageAcknowledgesNothing
         for (var tries = 0; File.Exists(messagePath); tries++)
         {
             Assert.True(tries < 100, $"{id} was not delivered once the disk recovered\nLog:\n{server.Logs}");
-            server.Server.LocalDelivery.Enqueue(id);
+            server.Server.Runner.Enqueue(id);
             await Task.Delay(100);
         }
         var copies = server.Delivered(Recipient);

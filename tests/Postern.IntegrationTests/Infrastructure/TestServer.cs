@@ -60,6 +60,8 @@ public sealed class TestServer : IAsyncDisposable
         ],
         Tls = new TlsOptions { Generate = true },
         Accounts = new AccountsOptions { FailureDelay = TimeSpan.FromMilliseconds(20) },
+        // Tests never ask a real resolver: nothing answers here, so remote mail simply defers.
+        Dns = new DnsOptions { Servers = ["127.0.0.1:9"] },
         Aliases = new(StringComparer.OrdinalIgnoreCase)
         {
             ["sales@example.test"] = ["alice@example.test", "bob@example.test"],

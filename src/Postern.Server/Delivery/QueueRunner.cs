@@ -15,14 +15,19 @@ public abstract record DeliveryOutcome
 }
 
 /// <summary>
-/// Delivers committed messages to their local recipients: a bounded pool of workers over a channel
-/// of queue ids (STYLE principle 7). Each recipient's outcome is written to queue/state before the
-/// message is removed, so a crash repeats a delivery at worst and never loses one. Remote recipients
-/// stay in the queue for the outbound scheduler.
+/// Delivers committed messages: a bounded pool of workers over a channel of queue ids (STYLE
+/// principle 7). Local recipients go into their Maildir; remote ones, when due, to their domain's
+/// MX hosts (<see cref="DomainDelivery"/>), deferred ones retried with a delay that doubles per
+/// attempt until Delivery.MaxQueueLifetime. Each recipient's outcome is written to queue/state
+/// before the message is removed, so a crash repeats a delivery at worst and never loses one.
+/// A message one worker holds is never processed by another at the same time.
 /// </summary>
-public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir maildir, ILogger logger, TimeProvider time, int workers, bool discard)
+public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, DomainDelivery? remote,
+    Configuration.DeliveryOptions options, ILogger logger, TimeProvider time)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
+    private readonly int workers = options.LocalConcurrency + options.RemoteConcurrency;
+    private readonly bool discard = options.Discard;
     private readonly Channel<(QueueId Id, SpooledMessage? Known)> _work = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>(new UnboundedChannelOptions { SingleWriter = false });
     // Ids being processed; the value says whether another pass was asked for meanwhile.
     private readonly Dictionary<string, bool> _inFlight = [];
@@ -65,7 +70,7 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
                     }
                     try
                     {
-                        Process(id, item.Known);
+                        await ProcessAsync(id, item.Known, stop).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
@@ -93,8 +98,8 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
         }
     }
 
-    /// <summary>Delivers what can be delivered locally now; returns true when the message left the queue.</summary>
-    public bool Process(QueueId id, SpooledMessage? known = null)
+    /// <summary>Delivers what is due now; returns true when the message left the queue.</summary>
+    public async Task<bool> ProcessAsync(QueueId id, SpooledMessage? known = null, CancellationToken cancellationToken = default)
     {
         SpooledMessage message;
         try
@@ -126,34 +131,14 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
             var outcome = DeliverOne(message, r, state);
             changed = true;
             r.LastAttempt = now;
-            var delay = (now - message.Envelope.Received).TotalSeconds;
-            Metrics.Deliveries.Add(1, new("relay", discard ? "discard" : "local"), new("status", outcome switch
-            {
-                DeliveryOutcome.Delivered => "sent",
-                DeliveryOutcome.Deferred => "deferred",
-                _ => "bounced",
-            }));
-            switch (outcome)
-            {
-                case DeliveryOutcome.Delivered d:
-                    r.Status = "delivered";
-                    r.Detail = d.Detail;
-                    Log.Delivery(logger, id.Value, r.Address, r.Original ?? r.Address, discard ? "discard" : "local", "sent", Math.Round(delay, 3), d.Detail);
-                    break;
-                case DeliveryOutcome.Bounced b:
-                    r.Status = "bounced";
-                    r.Detail = b.Reply;
-                    Log.Delivery(logger, id.Value, r.Address, r.Original ?? r.Address, "local", "bounced", Math.Round(delay, 3), b.Reply);
-                    break;
-                case DeliveryOutcome.Deferred f:
-                    r.Status = "deferred";
-                    r.Detail = f.Reason;
-                    r.NextAttempt = f.RetryAt;
-                    Log.Delivery(logger, id.Value, r.Address, r.Original ?? r.Address, "local", "deferred", Math.Round(delay, 3), f.Reason);
-                    break;
-            }
+            Record(message, r, outcome, discard ? "discard" : "local", now);
         }
-        if (state.Recipients.All(r => r.Status is "delivered" or "bounced"))
+        if (!discard && remote is not null)
+        {
+            changed |= await DeliverRemoteAsync(message, state, now, cancellationToken).ConfigureAwait(false);
+        }
+        // Done when every recipient is delivered or bounced, and every bounce has been told to the sender.
+        if (state.Recipients.All(r => r.Status == "delivered" || (r.Status == "bounced" && (r.Local || r.Notified))))
         {
             spool.Remove(id);
             Log.Removed(logger, id.Value, "delivered");
@@ -164,22 +149,88 @@ public sealed class LocalDelivery(Spool spool, AddressBook addressBook, Maildir 
             // (A message deleted meanwhile by `queue delete` gets no new state file.)
             spool.WriteState(id, state);
         }
-        if (state.Recipients.Any(r => r.Status == "deferred" && r.Local))
+        var next = state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
+        if (next != default)
         {
-            _ = RetryLaterAsync(id);
+            _ = RetryLaterAsync(id, next - time.GetUtcNow());
         }
-        var remote = state.Recipients.Count(r => !r.Local && r.Status is "pending" or "deferred");
-        if (remote > 0 && changed)
+        var waiting = state.Recipients.Count(r => !r.Local && r.Status is "pending" or "deferred");
+        if (waiting > 0 && changed)
         {
-            Log.QueuedRemote(logger, id.Value, remote);
+            Log.QueuedRemote(logger, id.Value, waiting);
         }
         return false;
     }
 
-    private async Task RetryLaterAsync(QueueId id)
+    private async Task RetryLaterAsync(QueueId id, TimeSpan? after = null)
     {
-        await Task.Delay(RetryDelay, time).ConfigureAwait(false);
+        var delay = after ?? RetryDelay;
+        await Task.Delay(delay < TimeSpan.Zero ? TimeSpan.Zero : delay, time).ConfigureAwait(false);
         Enqueue(id);
+    }
+
+    /// <summary>The wait before attempt number <paramref name="attempts"/> + 1: doubling from the initial delay, capped.</summary>
+    public static TimeSpan Backoff(int attempts, TimeSpan initial, TimeSpan max) =>
+        TimeSpan.FromTicks((long)Math.Min(initial.Ticks * Math.Pow(2, Math.Clamp(attempts - 1, 0, 30)), max.Ticks));
+
+    /// <summary>Remote recipients that are due, grouped by domain, each group in one SMTP transaction per host.</summary>
+    private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
+        if (due.Count == 0)
+        {
+            return false;
+        }
+        foreach (var group in due.GroupBy(r => r.Address[(r.Address.LastIndexOf('@') + 1)..].ToLowerInvariant()))
+        {
+            var recipients = group.ToList();
+            var outcomes = await remote!.DeliverAsync(message, group.Key, recipients.Select(r => r.Address).ToList(), cancellationToken).ConfigureAwait(false);
+            var after = time.GetUtcNow();
+            for (var i = 0; i < recipients.Count; i++)
+            {
+                var r = recipients[i];
+                var outcome = outcomes[i].Outcome;
+                r.Attempts++;
+                r.LastAttempt = after;
+                if (outcome is DeliveryOutcome.Deferred d && after - message.Envelope.Received >= options.MaxQueueLifetime)
+                {
+                    // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
+                    outcome = new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}");
+                }
+                else if (outcome is DeliveryOutcome.Deferred deferred)
+                {
+                    outcome = deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
+                }
+                Record(message, r, outcome, "smtp", after);
+            }
+        }
+        return true;
+    }
+
+    private void Record(SpooledMessage message, RecipientState r, DeliveryOutcome outcome, string relay, DateTimeOffset now)
+    {
+        var delay = Math.Round((now - message.Envelope.Received).TotalSeconds, 3);
+        var status = outcome switch { DeliveryOutcome.Delivered => "sent", DeliveryOutcome.Deferred => "deferred", _ => "bounced" };
+        Metrics.Deliveries.Add(1, new("relay", relay), new("status", status));
+        switch (outcome)
+        {
+            case DeliveryOutcome.Delivered d:
+                r.Status = "delivered";
+                r.Detail = d.Detail;
+                r.NextAttempt = null;
+                break;
+            case DeliveryOutcome.Bounced b:
+                r.Status = "bounced";
+                r.Detail = b.Reply;
+                r.NextAttempt = null;
+                break;
+            case DeliveryOutcome.Deferred f:
+                r.Status = "deferred";
+                r.Detail = f.Reason;
+                r.NextAttempt = f.RetryAt;
+                break;
+        }
+        Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, relay, status, delay, r.Detail ?? "");
     }
 
     private DeliveryOutcome DeliverOne(SpooledMessage message, RecipientState r, DeliveryState state)

@@ -1,0 +1,103 @@
+using System.Text;
+using Microsoft.Extensions.Time.Testing;
+using Postern.IntegrationTests.Infrastructure;
+using Postern.Server.Configuration;
+
+namespace Postern.IntegrationTests.Delivery;
+
+/// <summary>
+/// End to end: a message relayed through one Postern is delivered by MX to another (listening on
+/// 127.0.0.12, while the first MX on 127.0.0.11 is down), with NSD serving the zone.
+/// </summary>
+public sealed class RelayedMailGoesOut
+{
+    private const string Zone = """
+        $ORIGIN peer.test.
+        $TTL 60
+        @        IN SOA ns.peer.test. admin.peer.test. 1 3600 600 86400 60
+        @        IN NS  ns.peer.test.
+        @        IN MX 10 dead.peer.test.
+        @        IN MX 20 live.peer.test.
+        dead     IN A   127.0.0.11
+        live     IN A   127.0.0.12
+        """;
+
+    private static Task<TestServer> PeerAsync() => TestServer.StartAsync(o =>
+    {
+        o.Domains = ["example.test", "peer.test"];
+        o.Aliases["carol@peer.test"] = ["alice@example.test"];
+        o.Listeners =
+        [
+            new ListenerOptions { Name = "mx", Endpoint = "127.0.0.12:0", Role = ListenerRole.Mx },
+            new ListenerOptions { Name = "submission", Endpoint = "127.0.0.12:0", Role = ListenerRole.Submission },
+            new ListenerOptions { Name = "submissions", Endpoint = "127.0.0.12:0", Role = ListenerRole.Submissions },
+        ];
+    });
+
+    private static async Task<string> RelayAsync(TestServer sender, string to)
+    {
+        await using var c = await RawSmtp.OpenAsync(sender.MxPort);
+        await c.CommandAsync("MAIL FROM:<app@origin.test>", 250);
+        await c.CommandAsync($"RCPT TO:<{to}>", 250);
+        await c.CommandAsync("DATA", 354);
+        var reply = await c.CommandAsync("From: app@origin.test\r\nSubject: out and about\r\nMessage-ID: <r1@origin.test>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nrelayed\r\n.", 250);
+        return reply.Split(' ')[^1];
+    }
+
+    [Fact]
+    public async Task DeliveredToThePeerAndRemovedFromTheQueue()
+    {
+        using var dns = await DnsServer.StartAsync(new Dictionary<string, string?> { ["peer.test"] = Zone });
+        await using var peer = await PeerAsync();
+        await using var sender = await TestServer.StartAsync(o =>
+        {
+            o.Relay.TrustedNetworks = ["127.0.0.0/8"];
+            o.Dns.Servers = [dns.Server];
+            o.Delivery.RemotePort = peer.MxPort;
+        });
+        var id = await RelayAsync(sender, "carol@peer.test");
+        var arrived = Encoding.UTF8.GetString((await peer.WaitForDeliveryAsync("alice@example.test"))[0]);
+        Assert.Contains("Subject: out and about", arrived);
+        Assert.Contains("with ESMTPS id", arrived); // opportunistic STARTTLS between the two
+        await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "to=carol@peer.test", "relay=smtp", "status=sent");
+        await sender.WaitForLogAsync("event=removed", $"queue_id={id}");
+        Assert.False(File.Exists(Path.Combine(sender.DataDir, "queue", "messages", id)));
+    }
+
+    [Fact]
+    public async Task UnreachableDestinationDefersWithBackoffThenExpires()
+    {
+        using var dns = await DnsServer.StartAsync(new Dictionary<string, string?> { ["peer.test"] = Zone });
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var sender = await TestServer.StartAsync(o =>
+        {
+            o.Relay.TrustedNetworks = ["127.0.0.0/8"];
+            o.Dns.Servers = [dns.Server];
+            o.Delivery.RemotePort = 9; // nothing listens on either MX
+            o.Delivery.RetryInitialDelay = TimeSpan.FromMinutes(5);
+            o.Delivery.MaxQueueLifetime = TimeSpan.FromHours(1);
+        }, time: time);
+        var id = await RelayAsync(sender, "carol@peer.test");
+        await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=deferred", "dead.peer.test[127.0.0.11]", "live.peer.test[127.0.0.12]");
+        var state = await File.ReadAllTextAsync(Path.Combine(sender.DataDir, "queue", "state", id));
+        Assert.Contains("\"Attempts\":1", state);
+        // The next attempt waits five minutes (on the injected clock), then ten...
+        time.Advance(TimeSpan.FromMinutes(5));
+        await WaitForAsync(() => File.ReadAllText(Path.Combine(sender.DataDir, "queue", "state", id)).Contains("\"Attempts\":2", StringComparison.Ordinal));
+        // ...and past the queue lifetime the recipient bounces with the last error.
+        time.Advance(TimeSpan.FromHours(2));
+        await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=bounced", "4.4.7");
+        // Kept until the sender has been told (bounce messages come next).
+        Assert.True(File.Exists(Path.Combine(sender.DataDir, "queue", "messages", id)));
+    }
+
+    private static async Task WaitForAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in 15 s");
+            await Task.Delay(50);
+        }
+    }
+}
