@@ -22,7 +22,7 @@ public abstract record DeliveryOutcome
 /// before the message is removed, so a crash repeats a delivery at worst and never loses one.
 /// A message one worker holds is never processed by another at the same time.
 /// </summary>
-public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, DomainDelivery? remote,
+public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, DomainDelivery? remote, BounceWriter? bounces,
     Configuration.DeliveryOptions options, ILogger logger, TimeProvider time)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
@@ -137,8 +137,21 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
         {
             changed |= await DeliverRemoteAsync(message, state, now, cancellationToken).ConfigureAwait(false);
         }
+        // Tell the sender about every new failure (one report per pass), before the state says so.
+        var untold = state.Recipients.Where(r => r.Status == "bounced" && !r.Notified).ToList();
+        if (untold.Count > 0 && bounces is not null && File.Exists(message.Path))
+        {
+            var dsn = await bounces.CreateAsync(message, untold).ConfigureAwait(false);
+            if (dsn is not null)
+            {
+                Log.BounceQueued(logger, id.Value, dsn.Id.Value, dsn.Envelope.Recipients[0].Address, untold.Count);
+                Enqueue(dsn.Id, dsn);
+            }
+            untold.ForEach(r => r.Notified = true);
+            changed = true;
+        }
         // Done when every recipient is delivered or bounced, and every bounce has been told to the sender.
-        if (state.Recipients.All(r => r.Status == "delivered" || (r.Status == "bounced" && (r.Local || r.Notified))))
+        if (state.Recipients.All(r => r.Status == "delivered" || (r.Status == "bounced" && r.Notified)))
         {
             spool.Remove(id);
             Log.Removed(logger, id.Value, "delivered");

@@ -56,6 +56,9 @@ public static partial class Log
     [LoggerMessage(23, LogLevel.Information, "queue_id={queue_id} reason={reason}", EventName = "removed")]
     public static partial void Removed(ILogger logger, string queue_id, string reason);
 
+    [LoggerMessage(28, LogLevel.Information, "queue_id={queue_id} dsn_id={dsn_id} to={to} failed={failed}", EventName = "bounce_queued")]
+    public static partial void BounceQueued(ILogger logger, string queue_id, string dsn_id, string to, int failed);
+
     [LoggerMessage(24, LogLevel.Information, "queue_id={queue_id} rcpts={rcpts}", EventName = "queued_remote")]
     public static partial void QueuedRemote(ILogger logger, string queue_id, int rcpts);
 

@@ -20,6 +20,7 @@ public sealed class RelayedMailGoesOut
         @        IN MX 20 live.peer.test.
         dead     IN A   127.0.0.11
         live     IN A   127.0.0.12
+        nullmx   IN MX 0 .
         """;
 
     private static Task<TestServer> PeerAsync() => TestServer.StartAsync(o =>
@@ -87,8 +88,42 @@ public sealed class RelayedMailGoesOut
         // ...and past the queue lifetime the recipient bounces with the last error.
         time.Advance(TimeSpan.FromHours(2));
         await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=bounced", "4.4.7");
-        // Kept until the sender has been told (bounce messages come next).
-        Assert.True(File.Exists(Path.Combine(sender.DataDir, "queue", "messages", id)));
+        // The sender is told (a DSN is queued to <app@origin.test>) and only then is the message removed.
+        await sender.WaitForLogAsync("event=bounce_queued", $"queue_id={id}", "to=app@origin.test", "failed=1");
+        await sender.WaitForLogAsync("event=removed", $"queue_id={id}");
+    }
+
+    [Fact]
+    public async Task NullMxBouncesAtOnceWithADeliveryStatusNotification()
+    {
+        using var dns = await DnsServer.StartAsync(new Dictionary<string, string?> { ["peer.test"] = Zone });
+        await using var server = await TestServer.StartAsync(o => o.Dns.Servers = [dns.Server]);
+        string id;
+        await using (var c = await RawSmtp.OpenAsync(server.SubmissionsPort, implicitTls: true))
+        {
+            Assert.StartsWith("235", await c.AuthPlainAsync("alice@example.test", TestServer.AlicePassword));
+            await c.CommandAsync("MAIL FROM:<alice@example.test> RET=FULL ENVID=env-42", 250);
+            await c.CommandAsync("RCPT TO:<nobody@nullmx.peer.test> NOTIFY=FAILURE ORCPT=rfc822;nobody@nullmx.peer.test", 250);
+            await c.CommandAsync("DATA", 354);
+            id = (await c.CommandAsync("From: alice@example.test\r\nSubject: into the void\r\n\r\nhello\r\n.", 250)).Split(' ')[^1];
+        }
+        await server.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=bounced", "556 5.1.10");
+        var dsn = MimeKit.MimeMessage.Load(new MemoryStream((await server.WaitForDeliveryAsync("alice@example.test"))[0]));
+        Assert.Equal("Undelivered Mail Returned to Sender", dsn.Subject);
+        var report = Assert.IsType<MimeKit.MultipartReport>(dsn.Body);
+        Assert.Equal("delivery-status", report.ReportType);
+        var status = Assert.Single(report.OfType<MimeKit.MessageDeliveryStatus>());
+        Assert.Equal("env-42", status.StatusGroups[0]["Original-Envelope-Id"]);
+        var recipient = status.StatusGroups[1];
+        Assert.Equal("rfc822; nobody@nullmx.peer.test", recipient["Final-Recipient"]);
+        Assert.Equal("failed", recipient["Action"]);
+        Assert.Equal("5.1.10", recipient["Status"]);
+        Assert.StartsWith("smtp; 556 5.1.10", recipient["Diagnostic-Code"]);
+        var returned = Assert.Single(report.OfType<MimeKit.MessagePart>());
+        Assert.Equal("into the void", returned.Message!.Subject);
+        // The report itself comes from the null sender, so it can never bounce back in a loop.
+        Assert.StartsWith("Return-Path: <>", Encoding.UTF8.GetString(File.ReadAllBytes(server.Delivered("alice@example.test")[0])));
+        await server.WaitForLogAsync("event=removed", $"queue_id={id}");
     }
 
     private static async Task WaitForAsync(Func<bool> condition)

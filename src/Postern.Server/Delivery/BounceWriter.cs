@@ -1,0 +1,148 @@
+using System.Text;
+using MimeKit;
+using MimeKit.Utils;
+using Postern.Protocol.Addresses;
+using Postern.Server.Accounts;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Delivery;
+
+/// <summary>
+/// Writes the delivery status notification for recipients that failed (RFC 3464 multipart/report,
+/// RFC 3461 NOTIFY and RET honoured) and queues it like any message: from the null sender, to the
+/// original envelope sender. Never to &lt;&gt;: a message that had no sender (itself a bounce) is
+/// reported to the postmaster instead, and a failure of that report is not reported again.
+/// </summary>
+public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, string postmasterDomain, TimeProvider time)
+{
+    private const int MaxReturnedOctets = 256 * 1024;
+
+    /// <summary>Queues the DSN; returns it (for delivery) or null when none is due.</summary>
+    public async Task<SpooledMessage?> CreateAsync(SpooledMessage original, IReadOnlyList<RecipientState> failed)
+    {
+        var envelope = original.Envelope;
+        // RFC 3461 §4.1: NOTIFY given without FAILURE (or NEVER) asks for no failure report.
+        var wanted = failed.Where(r => Notify(envelope, r) is not { } n || n.Contains("FAILURE", StringComparison.Ordinal)).ToList();
+        if (wanted.Count == 0)
+        {
+            return null;
+        }
+        string to;
+        if (envelope.From.Length > 0)
+        {
+            to = envelope.From;
+        }
+        else if (envelope.Recipients.Any(r => r.Address.StartsWith("postmaster@", StringComparison.OrdinalIgnoreCase)))
+        {
+            return null; // a report about a report to the postmaster: stop here, never loop
+        }
+        else
+        {
+            to = $"postmaster@{postmasterDomain}";
+        }
+        var now = time.GetUtcNow();
+        var report = new MultipartReport("delivery-status");
+        report.Add(new TextPart("plain")
+        {
+            Text = $"This is the mail system at {hostname}.\n\nYour message could not be delivered to "
+                   + (wanted.Count == 1 ? "one recipient" : $"{wanted.Count} recipients") + ":\n\n"
+                   + string.Concat(wanted.Select(r => $"  <{r.Address}>: {r.Detail}\n")),
+        });
+        var status = new MessageDeliveryStatus();
+        var perMessage = new HeaderList { { "Reporting-MTA", $"dns; {hostname}" }, { "Arrival-Date", DateUtils.FormatDate(envelope.Received) } };
+        if (envelope.EnvId is not null)
+        {
+            perMessage.Add("Original-Envelope-Id", envelope.EnvId);
+        }
+        status.StatusGroups.Add(perMessage);
+        foreach (var r in wanted)
+        {
+            var group = new HeaderList();
+            var orcpt = envelope.Recipients.FirstOrDefault(e => e.Address.Equals(r.Original ?? r.Address, StringComparison.OrdinalIgnoreCase))?.ORcpt;
+            if (orcpt is not null)
+            {
+                group.Add("Original-Recipient", orcpt);
+            }
+            group.Add("Final-Recipient", $"rfc822; {r.Address}");
+            group.Add("Action", "failed");
+            group.Add("Status", StatusCode(r.Detail));
+            if (r.Detail is { } detail && char.IsAsciiDigit(detail[0]) && detail.Length > 3 && detail[3] == ' ' && !detail.StartsWith("4.", StringComparison.Ordinal))
+            {
+                group.Add("Diagnostic-Code", $"smtp; {detail}");
+            }
+            group.Add("Last-Attempt-Date", DateUtils.FormatDate(r.LastAttempt ?? now));
+            status.StatusGroups.Add(group);
+        }
+        report.Add(status);
+        await using (var content = Spool.OpenMessage(original))
+        {
+            // RFC 3461 §4.3: RET=HDRS returns the headers only; so does a message too large to return.
+            var headersOnly = envelope.Ret == "HDRS" || original.MessageLength > MaxReturnedOctets;
+            var returned = await MimeMessage.LoadAsync(content).ConfigureAwait(false);
+            if (headersOnly)
+            {
+                using var headers = new MemoryStream();
+                returned.Headers.WriteTo(headers);
+                report.Add(new MimePart("text", "rfc822-headers") { Content = new MimeContent(new MemoryStream(headers.ToArray())) });
+            }
+            else
+            {
+                report.Add(new MessagePart { Message = returned });
+            }
+        }
+        var id = QueueId.New(now);
+        var dsn = new MimeMessage();
+        dsn.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{hostname}"));
+        dsn.To.Add(MailboxAddress.Parse(to));
+        dsn.Subject = "Undelivered Mail Returned to Sender";
+        dsn.Date = now;
+        dsn.MessageId = $"{id.Value}.{now.ToUnixTimeMilliseconds()}@{hostname}";
+        dsn.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834: no automatic reply to this
+        dsn.Body = report;
+
+        var local = AddressParser.TryParseMailbox(to, true, out var mailbox) == AddressError.None
+                    && mailbox is not null && addressBook.Classify(mailbox) == RecipientKind.Local;
+        var dsnEnvelope = new Envelope
+        {
+            Id = id.Value,
+            Received = now,
+            From = "",
+            Body = "8BITMIME",
+            SmtpUtf8 = envelope.SmtpUtf8,
+            ClientIp = "127.0.0.1",
+            Helo = hostname,
+            Listener = "bounce",
+            Protocol = "local",
+            Recipients = [new EnvelopeRecipient { Address = to, Local = local }],
+        };
+        using var writer = spool.Create(dsnEnvelope);
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        using (var buffer = new MemoryStream())
+        {
+            await dsn.WriteToAsync(options, buffer).ConfigureAwait(false);
+            System.Buffers.BuffersExtensions.Write(writer, buffer.ToArray());
+        }
+        var start = writer.MessageStart;
+        var length = writer.Length - start;
+        await writer.CommitAsync().ConfigureAwait(false);
+        return new SpooledMessage(id, dsnEnvelope, spool.MessagePath(id), start, length);
+    }
+
+    private static string? Notify(Envelope envelope, RecipientState r) =>
+        envelope.Recipients.FirstOrDefault(e => e.Address.Equals(r.Original ?? r.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
+
+    /// <summary>The RFC 3463 code in the reply ("550 5.1.1 ..." gives 5.1.1), else a generic permanent failure.</summary>
+    private static string StatusCode(string? detail)
+    {
+        foreach (var word in (detail ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(3))
+        {
+            var parts = word.Split('.');
+            if (parts.Length == 3 && parts.All(p => p.Length is > 0 and <= 3 && p.All(char.IsAsciiDigit)) && parts[0] is "5" or "4")
+            {
+                return word; // an expired temporary error keeps its code (4.4.7), as RFC 3463 defines it
+            }
+        }
+        return "5.0.0";
+    }
+}
