@@ -49,7 +49,7 @@ public sealed class PosternServer : IAsyncDisposable
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         var remote = new DomainDelivery(new MxResolver(options.Dns.Servers), new SmtpDeliveryClient(options.Hostname, _time), options.Delivery.RemotePort, _time);
-        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], _time);
+        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
         Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time);
         Context = new ServerContext
         {

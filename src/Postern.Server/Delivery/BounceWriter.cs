@@ -7,22 +7,35 @@ using Postern.Server.Queue;
 
 namespace Postern.Server.Delivery;
 
+/// <summary>What a notification reports (RFC 3464 §2.3.3 Action), with the NOTIFY word that asks for it.</summary>
+public enum DsnAction
+{
+    Failed,
+    Delayed,
+    Delivered,
+    Relayed,
+}
+
 /// <summary>
 /// Writes the delivery status notification for recipients that failed (RFC 3464 multipart/report,
 /// RFC 3461 NOTIFY and RET honoured) and queues it like any message: from the null sender, to the
 /// original envelope sender. Never to &lt;&gt;: a message that had no sender (itself a bounce) is
 /// reported to the postmaster instead, and a failure of that report is not reported again.
 /// </summary>
-public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, string postmasterDomain, TimeProvider time)
+public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, string postmasterDomain, TimeSpan maxLifetime, TimeProvider time)
 {
     private const int MaxReturnedOctets = 256 * 1024;
 
     /// <summary>Queues the DSN; returns it (for delivery) or null when none is due.</summary>
-    public async Task<SpooledMessage?> CreateAsync(SpooledMessage original, IReadOnlyList<RecipientState> failed)
+    public async Task<SpooledMessage?> CreateAsync(SpooledMessage original, IReadOnlyList<RecipientState> failed, DsnAction action = DsnAction.Failed)
     {
         var envelope = original.Envelope;
-        // RFC 3461 §4.1: NOTIFY given without FAILURE (or NEVER) asks for no failure report.
-        var wanted = failed.Where(r => Notify(envelope, r) is not { } n || n.Contains("FAILURE", StringComparison.Ordinal)).ToList();
+        // RFC 3461 §4.1: NOTIFY given without the word for this report (or NEVER) asks for none; without
+        // NOTIFY, failures and delays are reported and successes are not.
+        var word = action switch { DsnAction.Failed => "FAILURE", DsnAction.Delayed => "DELAY", _ => "SUCCESS" };
+        var wanted = failed.Where(r => Notify(envelope, r) is { } n
+            ? n.Contains(word, StringComparison.Ordinal)
+            : action is DsnAction.Failed or DsnAction.Delayed).ToList();
         if (wanted.Count == 0)
         {
             return null;
@@ -44,9 +57,16 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         var report = new MultipartReport("delivery-status");
         report.Add(new TextPart("plain")
         {
-            Text = $"This is the mail system at {hostname}.\n\nYour message could not be delivered to "
-                   + (wanted.Count == 1 ? "one recipient" : $"{wanted.Count} recipients") + ":\n\n"
-                   + string.Concat(wanted.Select(r => $"  <{r.Address}>: {r.Detail}\n")),
+            Text = $"This is the mail system at {hostname}.\n\n" + action switch
+            {
+                DsnAction.Failed => "Your message could not be delivered to ",
+                DsnAction.Delayed => "Your message has not been delivered yet to ",
+                DsnAction.Delivered => "Your message was delivered to ",
+                _ => "Your message was passed on, to a server that will not confirm its delivery, for ",
+            }
+                + (wanted.Count == 1 ? "one recipient" : $"{wanted.Count} recipients") + ":\n\n"
+                + string.Concat(wanted.Select(r => action is DsnAction.Failed or DsnAction.Delayed ? $"  <{r.Address}>: {r.Detail}\n" : $"  <{r.Address}>\n"))
+                + (action == DsnAction.Delayed ? $"\nIt stays queued and is retried; no action is needed yet.\n" : ""),
         });
         var status = new MessageDeliveryStatus();
         var perMessage = new HeaderList { { "Reporting-MTA", $"dns; {hostname}" }, { "Arrival-Date", DateUtils.FormatDate(envelope.Received) } };
@@ -64,20 +84,25 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
                 group.Add("Original-Recipient", orcpt);
             }
             group.Add("Final-Recipient", $"rfc822; {r.Address}");
-            group.Add("Action", "failed");
-            group.Add("Status", StatusCode(r.Detail));
-            if (r.Detail is { } detail && char.IsAsciiDigit(detail[0]) && detail.Length > 3 && detail[3] == ' ' && !detail.StartsWith("4.", StringComparison.Ordinal))
+            group.Add("Action", action.ToString().ToLowerInvariant());
+            group.Add("Status", action is DsnAction.Failed or DsnAction.Delayed ? StatusCode(r.Detail, action) : "2.0.0");
+            if (action != DsnAction.Delivered && r.Detail is { } detail && detail.Length > 3 && char.IsAsciiDigit(detail[0]) && detail[3] == ' ')
             {
                 group.Add("Diagnostic-Code", $"smtp; {detail}");
             }
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(r.LastAttempt ?? now));
+            if (action == DsnAction.Delayed)
+            {
+                group.Add("Will-Retry-Until", DateUtils.FormatDate(envelope.Received + maxLifetime));
+            }
             status.StatusGroups.Add(group);
         }
         report.Add(status);
         await using (var content = Spool.OpenMessage(original))
         {
             // RFC 3461 §4.3: RET=HDRS returns the headers only; so does a message too large to return.
-            var headersOnly = envelope.Ret == "HDRS" || original.MessageLength > MaxReturnedOctets;
+            // Reports that are not failures carry the headers only (RFC 3461 §4.3 leaves it to us).
+            var headersOnly = envelope.Ret == "HDRS" || action != DsnAction.Failed || original.MessageLength > MaxReturnedOctets;
             var returned = await MimeMessage.LoadAsync(content).ConfigureAwait(false);
             if (headersOnly)
             {
@@ -94,7 +119,12 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         var dsn = new MimeMessage();
         dsn.From.Add(new MailboxAddress("Mail Delivery System", $"MAILER-DAEMON@{hostname}"));
         dsn.To.Add(MailboxAddress.Parse(to));
-        dsn.Subject = "Undelivered Mail Returned to Sender";
+        dsn.Subject = action switch
+        {
+            DsnAction.Failed => "Undelivered Mail Returned to Sender",
+            DsnAction.Delayed => "Delayed Mail (still being retried)",
+            _ => "Successful Mail Delivery Report",
+        };
         dsn.Date = now;
         dsn.MessageId = $"{id.Value}.{now.ToUnixTimeMilliseconds()}@{hostname}";
         dsn.Headers.Add("Auto-Submitted", "auto-replied"); // RFC 3834: no automatic reply to this
@@ -133,8 +163,12 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         envelope.Recipients.FirstOrDefault(e => e.Address.Equals(r.Original ?? r.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
 
     /// <summary>The RFC 3463 code in the reply ("550 5.1.1 ..." gives 5.1.1), else a generic permanent failure.</summary>
-    private static string StatusCode(string? detail)
+    private static string StatusCode(string? detail, DsnAction action)
     {
+        if (action == DsnAction.Delayed && !(detail ?? "").Contains(" 4.", StringComparison.Ordinal))
+        {
+            return "4.0.0";
+        }
         foreach (var word in (detail ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(3))
         {
             var parts = word.Split('.');
@@ -143,6 +177,6 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
                 return word; // an expired temporary error keeps its code (4.4.7), as RFC 3463 defines it
             }
         }
-        return "5.0.0";
+        return action == DsnAction.Delayed ? "4.0.0" : "5.0.0";
     }
 }

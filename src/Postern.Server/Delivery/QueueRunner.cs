@@ -9,7 +9,9 @@ namespace Postern.Server.Delivery;
 /// <summary>A recipient's outcome (STYLE principle 8).</summary>
 public abstract record DeliveryOutcome
 {
-    public sealed record Delivered(string Detail) : DeliveryOutcome;
+    /// <param name="Detail">Where it went (mailbox file, or host and TLS).</param>
+    /// <param name="PeerHandlesDsn">The receiving server offered DSN and was given NOTIFY, so success reports are its job.</param>
+    public sealed record Delivered(string Detail, bool PeerHandlesDsn = false) : DeliveryOutcome;
     public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome;
     public sealed record Bounced(string Reply) : DeliveryOutcome;
 }
@@ -137,21 +139,16 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
         {
             changed |= await DeliverRemoteAsync(message, state, now, cancellationToken).ConfigureAwait(false);
         }
-        // Tell the sender about every new failure (one report per pass), before the state says so.
-        var untold = state.Recipients.Where(r => r.Status == "bounced" && !r.Notified).ToList();
-        if (untold.Count > 0 && bounces is not null && File.Exists(message.Path))
+        // Tell the sender (one report per kind and pass), before the state says it was told.
+        if (bounces is not null && File.Exists(message.Path))
         {
-            var dsn = await bounces.CreateAsync(message, untold).ConfigureAwait(false);
-            if (dsn is not null)
-            {
-                Log.BounceQueued(logger, id.Value, dsn.Id.Value, dsn.Envelope.Recipients[0].Address, untold.Count);
-                Enqueue(dsn.Id, dsn);
-            }
-            untold.ForEach(r => r.Notified = true);
-            changed = true;
+            changed |= await NotifyAsync(message, state, r => r.Status == "bounced" && !r.Notified, DsnAction.Failed, r => r.Notified = true).ConfigureAwait(false);
+            changed |= await NotifyAsync(message, state, r => r.Status == "delivered" && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
+            var late = time.GetUtcNow() - message.Envelope.Received >= options.DelayWarningAfter;
+            changed |= late && await NotifyAsync(message, state, r => r.Status == "deferred" && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
         }
-        // Done when every recipient is delivered or bounced, and every bounce has been told to the sender.
-        if (state.Recipients.All(r => r.Status == "delivered" || (r.Status == "bounced" && r.Notified)))
+        // Done when every recipient is delivered or bounced and its sender told.
+        if (state.Recipients.All(r => r.Status is "delivered" or "bounced" && r.Notified))
         {
             spool.Remove(id);
             Log.Removed(logger, id.Value, "delivered");
@@ -173,6 +170,26 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
             Log.QueuedRemote(logger, id.Value, waiting);
         }
         return false;
+    }
+
+    private Task<bool> NotifyAsync(SpooledMessage message, DeliveryState state, Func<RecipientState, bool> which, DsnAction action, Action<RecipientState> mark) =>
+        NotifyAsync(message, state, which, _ => action, mark);
+
+    /// <summary>Queues one report for the recipients selected, grouped by the action each needs (null: none).</summary>
+    private async Task<bool> NotifyAsync(SpooledMessage message, DeliveryState state, Func<RecipientState, bool> which, Func<RecipientState, DsnAction?> action, Action<RecipientState> mark)
+    {
+        var selected = state.Recipients.Where(which).ToList();
+        foreach (var group in selected.Where(r => action(r) is not null).GroupBy(r => action(r)!.Value))
+        {
+            var dsn = await bounces!.CreateAsync(message, group.ToList(), group.Key).ConfigureAwait(false);
+            if (dsn is not null)
+            {
+                Log.BounceQueued(logger, message.Id.Value, dsn.Id.Value, dsn.Envelope.Recipients[0].Address, group.Count());
+                Enqueue(dsn.Id, dsn);
+            }
+        }
+        selected.ForEach(mark);
+        return selected.Count > 0;
     }
 
     private async Task RetryLaterAsync(QueueId id, TimeSpan? after = null)
@@ -231,6 +248,7 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
                 r.Status = "delivered";
                 r.Detail = d.Detail;
                 r.NextAttempt = null;
+                r.PeerHandlesDsn = d.PeerHandlesDsn;
                 break;
             case DeliveryOutcome.Bounced b:
                 r.Status = "bounced";

@@ -51,10 +51,11 @@ public sealed class SmtpDeliveryClient(string hostname, TimeProvider time, TimeS
             options.International = message.Envelope.SmtpUtf8;
             await client.SendAsync(options, mime, sender ?? new MailboxAddress("", ""), recipients.Select(r => MailboxAddress.Parse(r)), cancellationToken).ConfigureAwait(false);
             var tls = client.IsSecure ? $" over {client.SslProtocol}" : "";
+            var peerDsn = client.Capabilities.HasFlag(SmtpCapabilities.Dsn);
             await client.DisconnectAsync(true, cancellationToken).ConfigureAwait(false);
             return recipients.Select(r => (r, client.Refused.TryGetValue(r, out var reply)
                 ? Outcome(reply.Code, reply.Text, retryAt)
-                : (DeliveryOutcome)new DeliveryOutcome.Delivered($"{address}:{port}{tls}"))).ToList();
+                : (DeliveryOutcome)new DeliveryOutcome.Delivered($"{address}:{port}{tls}", peerDsn))).ToList();
         }
         catch (SmtpCommandException e)
         {

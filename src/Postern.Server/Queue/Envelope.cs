@@ -62,8 +62,14 @@ public sealed class RecipientState
     /// <summary>Delivery attempts so far (the retry delay doubles with each).</summary>
     public int Attempts { get; set; }
 
-    /// <summary>For a bounced recipient: whether the sender has been told (a DSN). Until then the message stays queued.</summary>
+    /// <summary>Whether the sender has been told of this recipient's final outcome, when it asked to be (a DSN). Until then the message stays queued.</summary>
     public bool Notified { get; set; }
+
+    /// <summary>Whether the server it was relayed to took over DSN duties (offered DSN).</summary>
+    public bool PeerHandlesDsn { get; set; }
+
+    /// <summary>Whether a delay warning went out for this recipient (once, after Delivery.DelayWarningAfter).</summary>
+    public bool Warned { get; set; }
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
