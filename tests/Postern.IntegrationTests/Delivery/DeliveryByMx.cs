@@ -32,22 +32,9 @@ public sealed class DeliveryByMx
         alldead  IN MX 10 dead.example.test.
         """;
 
-    private static async Task<SpooledMessage> SpoolAsync(params string[] to)
-    {
-        var dir = TestServer.NewDataDir();
-        await using var spool = new Spool(Path.Combine(dir, "queue"));
-        var id = QueueId.New(DateTimeOffset.UtcNow);
-        using var w = spool.Create(new Envelope
-        {
-            Id = id.Value,
-            Received = DateTimeOffset.UtcNow,
-            From = "sender@origin.example",
-            Recipients = to.Select(t => new EnvelopeRecipient { Address = t }).ToList(),
-        });
-        w.WriteText("From: sender@origin.example\r\nSubject: by mx\r\nMessage-ID: <mx-1@origin.example>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nvia the second MX\r\n");
-        await w.CommitAsync();
-        return spool.Read(id);
-    }
+    private static Task<SpooledMessage> SpoolAsync(params string[] to) => Spooled.MessageAsync(
+        System.Text.Encoding.UTF8.GetBytes("From: sender@origin.example\r\nSubject: by mx\r\nMessage-ID: <mx-1@origin.example>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nvia the second MX\r\n"),
+        "sender@origin.example", to);
 
     [Fact]
     public async Task DeadFirstMxFallsBackToTheNextAndNullMxBounces()

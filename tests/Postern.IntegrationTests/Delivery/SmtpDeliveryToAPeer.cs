@@ -15,24 +15,8 @@ public sealed class SmtpDeliveryToAPeer
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
         ".leading dot\r\n..two dots\r\n.\r\nGrüße, 日本語\r\n" + new string('x', 998) + "\r\nlast line\r\n");
 
-    private static async Task<(SpooledMessage Message, string Dir)> SpoolAsync(byte[] content, string from, params string[] to)
-    {
-        var dir = TestServer.NewDataDir();
-        await using var spool = new Spool(Path.Combine(dir, "queue"));
-        var id = QueueId.New(DateTimeOffset.UtcNow);
-        var envelope = new Envelope
-        {
-            Id = id.Value,
-            Received = DateTimeOffset.UtcNow,
-            From = from,
-            Body = "8BITMIME",
-            Recipients = to.Select(t => new EnvelopeRecipient { Address = t, Notify = "FAILURE" }).ToList(),
-        };
-        using var w = spool.Create(envelope);
-        System.Buffers.BuffersExtensions.Write(w, content);
-        await w.CommitAsync();
-        return (spool.Read(id), dir);
-    }
+    private static async Task<(SpooledMessage Message, string Dir)> SpoolAsync(byte[] content, string from, params string[] to) =>
+        (await Spooled.MessageAsync(content, from, to, notify: "FAILURE"), "");
 
     [Fact]
     public async Task DeliversOverStartTlsByteForByteWithPerRecipientOutcomes()
