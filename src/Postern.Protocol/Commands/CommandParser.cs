@@ -202,29 +202,9 @@ public static class CommandParser
             switch (key.ToUpperInvariant())
             {
                 case "NOTIFY":
-                    if (value is null)
+                    if (!TryParseNotify(value, out notify))
                     {
-                        return new InvalidCommand(Verb.Rcpt, Reply.SyntaxError.WithText("Bad NOTIFY parameter"));
-                    }
-                    foreach (var n in value.Split(','))
-                    {
-                        notify |= n.ToUpperInvariant() switch
-                        {
-                            "NEVER" => DsnNotify.Never,
-                            "SUCCESS" => DsnNotify.Success,
-                            "FAILURE" => DsnNotify.Failure,
-                            "DELAY" => DsnNotify.Delay,
-                            _ => (DsnNotify)(-1),
-                        };
-                        if ((int)notify < 0)
-                        {
-                            return new InvalidCommand(Verb.Rcpt, Reply.SyntaxError.WithText("Bad NOTIFY parameter"));
-                        }
-                    }
-                    // RFC 3461 §4.1: NEVER must appear alone.
-                    if (notify.HasFlag(DsnNotify.Never) && notify != DsnNotify.Never)
-                    {
-                        return new InvalidCommand(Verb.Rcpt, Reply.SyntaxError.WithText("NOTIFY=NEVER must appear alone"));
+                        return new InvalidCommand(Verb.Rcpt, Reply.SyntaxError.WithText("Bad NOTIFY parameter (NEVER alone, or SUCCESS, FAILURE, DELAY)"));
                     }
                     break;
                 case "ORCPT":
@@ -267,6 +247,36 @@ public static class CommandParser
             return new InvalidCommand(Verb.Auth, Reply.SyntaxError.WithText("AUTH mechanism [initial-response]"));
         }
         return new AuthCommand(words[0].ToUpperInvariant(), words.Length == 2 ? words[1] : null);
+    }
+
+    /// <summary>
+    /// RFC 3461 §4.1 NOTIFY: NEVER alone, or a comma list of SUCCESS, FAILURE, DELAY (any case).
+    /// Also reads back the form the queue keeps ("SUCCESS,FAILURE").
+    /// </summary>
+    public static bool TryParseNotify(string? value, out DsnNotify notify)
+    {
+        notify = DsnNotify.None;
+        if (string.IsNullOrEmpty(value))
+        {
+            return false;
+        }
+        foreach (var word in value.Split(','))
+        {
+            var flag = word.Trim().ToUpperInvariant() switch
+            {
+                "NEVER" => DsnNotify.Never,
+                "SUCCESS" => DsnNotify.Success,
+                "FAILURE" => DsnNotify.Failure,
+                "DELAY" => DsnNotify.Delay,
+                _ => DsnNotify.None,
+            };
+            if (flag == DsnNotify.None)
+            {
+                return false;
+            }
+            notify |= flag;
+        }
+        return !notify.HasFlag(DsnNotify.Never) || notify == DsnNotify.Never;
     }
 
     /// <summary>Splits ESMTP parameters (RFC 5321 §4.1.2 esmtp-param) into key and value; a repeated key is an error.</summary>

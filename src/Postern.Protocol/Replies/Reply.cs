@@ -7,7 +7,6 @@ namespace Postern.Protocol.Replies;
 public static class Reply
 {
     // 2xx
-    public static readonly SmtpReply Ok = new(250, "2.0.0", "OK");
     public static readonly SmtpReply SenderOk = new(250, "2.1.0", "Sender OK");
     public static readonly SmtpReply RecipientOk = new(250, "2.1.5", "Recipient OK");
     public static readonly SmtpReply ResetOk = new(250, "2.0.0", "Reset OK");
@@ -31,9 +30,7 @@ public static class Reply
     public static readonly SmtpReply TooManyRecipients = new(452, "4.5.3", "Too many recipients");
     public static readonly SmtpReply DiskFull = new(452, "4.3.1", "Insufficient system storage, try again later");
     public static readonly SmtpReply LocalError = new(451, "4.3.0", "Local error in processing, try again later");
-    public static readonly SmtpReply TlsNotAvailable = new(454, "4.7.0", "TLS not available");
     public static readonly SmtpReply AuthLockedOut = new(454, "4.7.0", "Too many failed authentications from your address, try again later");
-    public static readonly SmtpReply AuthTemporaryFailure = new(454, "4.7.0", "Temporary authentication failure");
 
     // 5xx: syntax and sequence
     public static readonly SmtpReply UnknownCommand = new(500, "5.5.2", "Command not recognized");
@@ -74,6 +71,4 @@ public static class Reply
     public static readonly SmtpReply BareLineEndingInData = new(554, "5.6.0", "Bare CR or LF in message content; lines must end with CRLF. Closing connection");
     public static readonly SmtpReply TextLineTooLong = new(554, "5.6.0", "Message content has a line longer than 1000 octets");
     public static readonly SmtpReply Utf8AddressNeedsSmtpUtf8 = new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
-    public static readonly SmtpReply NoValidRecipients = new(554, "5.5.1", "No valid recipients");
-    public static readonly SmtpReply NotAccepting = new(554, "5.3.2", "Not accepting mail");
 }

@@ -2,6 +2,7 @@ using System.Text;
 using MimeKit;
 using MimeKit.Utils;
 using Postern.Protocol.Addresses;
+using Postern.Protocol.Commands;
 using Postern.Server.Accounts;
 using Postern.Server.Queue;
 
@@ -32,9 +33,9 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         var envelope = original.Envelope;
         // RFC 3461 §4.1: NOTIFY given without the word for this report (or NEVER) asks for none; without
         // NOTIFY, failures and delays are reported and successes are not.
-        var word = action switch { DsnAction.Failed => "FAILURE", DsnAction.Delayed => "DELAY", _ => "SUCCESS" };
-        var wanted = failed.Where(r => Notify(envelope, r) is { } n
-            ? n.Contains(word, StringComparison.Ordinal)
+        var asked = action switch { DsnAction.Failed => DsnNotify.Failure, DsnAction.Delayed => DsnNotify.Delay, _ => DsnNotify.Success };
+        var wanted = failed.Where(r => CommandParser.TryParseNotify(Notify(envelope, r), out var notify)
+            ? notify.HasFlag(asked)
             : action is DsnAction.Failed or DsnAction.Delayed).ToList();
         if (wanted.Count == 0)
         {

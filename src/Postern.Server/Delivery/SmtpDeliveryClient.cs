@@ -84,23 +84,17 @@ public sealed class SmtpDeliveryClient(string hostname, TimeProvider time, TimeS
 
         protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox)
         {
-            var notify = envelope.Recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
-            if (notify is null)
+            var text = envelope.Recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
+            if (!Postern.Protocol.Commands.CommandParser.TryParseNotify(text, out var notify))
             {
                 return null;
             }
-            var result = DeliveryStatusNotification.Never & 0;
-            foreach (var word in notify.Split(','))
-            {
-                result |= word.Trim() switch
-                {
-                    "NEVER" => DeliveryStatusNotification.Never,
-                    "SUCCESS" => DeliveryStatusNotification.Success,
-                    "FAILURE" => DeliveryStatusNotification.Failure,
-                    "DELAY" => DeliveryStatusNotification.Delay,
-                    _ => 0,
-                };
-            }
+            // The same RFC 3461 words, in MailKit's flags.
+            var result = (DeliveryStatusNotification)0;
+            result |= notify.HasFlag(Postern.Protocol.Commands.DsnNotify.Never) ? DeliveryStatusNotification.Never : 0;
+            result |= notify.HasFlag(Postern.Protocol.Commands.DsnNotify.Success) ? DeliveryStatusNotification.Success : 0;
+            result |= notify.HasFlag(Postern.Protocol.Commands.DsnNotify.Failure) ? DeliveryStatusNotification.Failure : 0;
+            result |= notify.HasFlag(Postern.Protocol.Commands.DsnNotify.Delay) ? DeliveryStatusNotification.Delay : 0;
             return result;
         }
     }

@@ -12,25 +12,17 @@ namespace Postern.IntegrationTests.Delivery;
 /// </summary>
 public sealed class DeliveryByMx
 {
-    private const string Zone = """
-        $ORIGIN example.test.
-        $TTL 60
-        @        IN SOA ns.example.test. admin.example.test. 1 3600 600 86400 60
-        @        IN NS  ns.example.test.
+    private static readonly string Zone = DnsServer.Zone("example.test", """
         @        IN MX 10 dead.example.test.
         @        IN MX 20 live.example.test.
         dead     IN A   127.0.0.11
         live     IN A   127.0.0.12
-        """;
+        """);
 
-    private const string Other = """
-        $ORIGIN other.test.
-        $TTL 60
-        @        IN SOA ns.other.test. admin.other.test. 1 3600 600 86400 60
-        @        IN NS  ns.other.test.
+    private static readonly string Other = DnsServer.Zone("other.test", """
         nullmx   IN MX 0 .
         alldead  IN MX 10 dead.example.test.
-        """;
+        """);
 
     private static Task<SpooledMessage> SpoolAsync(params string[] to) => Spooled.MessageAsync(
         System.Text.Encoding.UTF8.GetBytes("From: sender@origin.example\r\nSubject: by mx\r\nMessage-ID: <mx-1@origin.example>\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\n\r\nvia the second MX\r\n"),

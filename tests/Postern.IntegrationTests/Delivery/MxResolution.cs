@@ -7,12 +7,7 @@ namespace Postern.IntegrationTests.Delivery;
 /// <summary>RFC 5321 §5.1 and RFC 7505 against a real DNS server (NSD) on loopback serving test zones.</summary>
 public sealed class MxResolutionOverRealDns : IAsyncLifetime
 {
-    private const string Zone = """
-        $ORIGIN dest.test.
-        $TTL 60
-        @       IN SOA ns.dest.test. admin.dest.test. 1 3600 600 86400 60
-        @       IN NS  ns.dest.test.
-        ns      IN A   127.0.0.53
+    private static readonly string Zone = DnsServer.Zone("dest.test", """
         ; several preferences, two sharing one
         multi   IN MX 10 mx1.dest.test.
         multi   IN MX 20 mx2.dest.test.
@@ -37,7 +32,7 @@ public sealed class MxResolutionOverRealDns : IAsyncLifetime
         lame    IN MX 10 mx.broken.test.
         ; exists, but neither MX nor address
         empty   IN TXT "nothing here"
-        """;
+        """);
 
     private DnsServer _dns = null!;
     private MxResolver _resolver = null!;

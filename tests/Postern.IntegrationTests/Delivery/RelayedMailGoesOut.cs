@@ -11,17 +11,13 @@ namespace Postern.IntegrationTests.Delivery;
 /// </summary>
 public sealed class RelayedMailGoesOut
 {
-    private const string Zone = """
-        $ORIGIN peer.test.
-        $TTL 60
-        @        IN SOA ns.peer.test. admin.peer.test. 1 3600 600 86400 60
-        @        IN NS  ns.peer.test.
+    private static readonly string Zone = DnsServer.Zone("peer.test", """
         @        IN MX 10 dead.peer.test.
         @        IN MX 20 live.peer.test.
         dead     IN A   127.0.0.11
         live     IN A   127.0.0.12
         nullmx   IN MX 0 .
-        """;
+        """);
 
     private static Task<TestServer> PeerAsync() => TestServer.StartAsync(o =>
     {

@@ -27,6 +27,16 @@ public sealed class DnsServer : IDisposable
     /// <summary>As Dns.Servers wants it: "IP:port".</summary>
     public string Server => $"{EndPoint.Address}:{EndPoint.Port}";
 
+    /// <summary>A zone file for <paramref name="origin"/>: the SOA and NS every zone needs, then the records given.</summary>
+    public static string Zone(string origin, string records) => $"""
+        $ORIGIN {origin}.
+        $TTL 60
+        @ IN SOA ns.{origin}. admin.{origin}. 1 3600 600 86400 60
+        @ IN NS  ns.{origin}.
+        ns IN A 127.0.0.53
+
+        """ + records;
+
     public static async Task<DnsServer> StartAsync(IReadOnlyDictionary<string, string?> zones)
     {
         var dir = Path.Combine(Path.GetTempPath(), "postern-dns", Guid.NewGuid().ToString("N")[..10]);
