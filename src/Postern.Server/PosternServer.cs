@@ -27,6 +27,7 @@ public sealed class PosternServer : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private readonly SessionTracker _sessions = new();
     private Task? _delivery;
+    private readonly SmtpDeliveryClient _outbound;
 
     public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
     {
@@ -48,9 +49,14 @@ public sealed class PosternServer : IAsyncDisposable
         var fixedAliases = NormalizeAliases(options.Aliases);
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
-        var remote = new DomainDelivery(new MxResolver(options.Dns.Servers), new SmtpDeliveryClient(options.Hostname, _time), options.Delivery.RemotePort, _time);
+        var resolver = new MxResolver(options.Dns.Servers);
+        _outbound = new SmtpDeliveryClient(options.Hostname, _time);
+        IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
+            ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)
+            : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);
+        Control = new QueueControl(Spool.Root);
         var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
-        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time);
+        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control);
         Context = new ServerContext
         {
             Options = options,
@@ -71,6 +77,7 @@ public sealed class PosternServer : IAsyncDisposable
     public ReloadingFile<Dictionary<string, List<string>>>? Aliases { get; }
     public AddressBook AddressBook { get; }
     public QueueRunner Runner { get; }
+    public QueueControl Control { get; }
     public ServerContext Context { get; }
     public IReadOnlyList<SmtpListener> Listeners => _listeners;
 
@@ -114,6 +121,7 @@ public sealed class PosternServer : IAsyncDisposable
         {
             await _delivery;
         }
+        await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
         Log.Stopped(_logger, _sessions.Count);
     }
 

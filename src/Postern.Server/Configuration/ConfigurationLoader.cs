@@ -215,6 +215,12 @@ public static class ConfigurationLoader
             Check(!string.IsNullOrWhiteSpace(sh.Host), "Relay.Smarthost.Host", "is required when Relay.Smarthost is set");
             Check(sh.Port is > 0 and < 65536, "Relay.Smarthost.Port", "must be 1-65535");
             Check(sh.Tls is "starttls" or "implicit", "Relay.Smarthost.Tls", "must be starttls or implicit");
+            Check(sh.Username is null || !string.IsNullOrEmpty(sh.PasswordFile), "Relay.Smarthost.PasswordFile", "is required when Relay.Smarthost.Username is set");
+            Check(sh.PasswordFile is null || sh.Username is not null, "Relay.Smarthost.Username", "is required when Relay.Smarthost.PasswordFile is set");
+            if (!string.IsNullOrEmpty(sh.PasswordFile) && !string.IsNullOrEmpty(o.DataDirectory))
+            {
+                Check(File.Exists(o.ResolvePath(sh.PasswordFile)), "Relay.Smarthost.PasswordFile", $"file not found: {o.ResolvePath(sh.PasswordFile)}");
+            }
         }
         for (var i = 0; i < o.Dns.Servers.Count; i++)
         {
@@ -225,6 +231,7 @@ public static class ConfigurationLoader
         Check(o.Delivery.DelayWarningAfter > TimeSpan.Zero, "Delivery.DelayWarningAfter", "must be positive");
         Check(o.Delivery.LocalConcurrency is > 0 and <= 256, "Delivery.LocalConcurrency", "must be 1-256");
         Check(o.Delivery.RemoteConcurrency is > 0 and <= 1000, "Delivery.RemoteConcurrency", "must be 1-1000");
+        Check(o.Delivery.DestinationConcurrency is > 0 and <= 1000, "Delivery.DestinationConcurrency", "must be 1-1000");
         Check(o.Delivery.RetryInitialDelay > TimeSpan.Zero, "Delivery.RetryInitialDelay", "must be positive");
         Check(o.Delivery.RetryMaxDelay >= o.Delivery.RetryInitialDelay, "Delivery.RetryMaxDelay", "must be at least Delivery.RetryInitialDelay");
         Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");

@@ -72,7 +72,7 @@ public sealed class RelayOptions
     /// <summary>Networks (CIDR) whose clients may relay without AUTH on the mx role. Default: none.</summary>
     public List<string> TrustedNetworks { get; set; } = [];
 
-    /// <summary>Send all remote mail through this host (the next issue delivers through it). Default: none.</summary>
+    /// <summary>Send all remote mail through this host. Default: none.</summary>
     public SmarthostOptions? Smarthost { get; set; }
 }
 
@@ -84,6 +84,8 @@ public sealed class SmarthostOptions
     public string Tls { get; set; } = "starttls";
     public string? Username { get; set; }
     public string? PasswordFile { get; set; }
+    /// <summary>Refuse a smarthost whose certificate is not valid for Host. Default true: the password goes there.</summary>
+    public bool VerifyCertificate { get; set; } = true;
 }
 
 public sealed class DnsOptions
@@ -108,6 +110,9 @@ public sealed class DeliveryOptions
 
     /// <summary>Messages being delivered to other servers at once (each waits on the network). Default 20.</summary>
     public int RemoteConcurrency { get; set; } = 20;
+
+    /// <summary>Deliveries to one destination domain (or to the smarthost) at once. Default 10.</summary>
+    public int DestinationConcurrency { get; set; } = 10;
 
     /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt. Default 5 minutes.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMinutes(5);

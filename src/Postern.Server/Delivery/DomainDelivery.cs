@@ -1,4 +1,3 @@
-using System.Net;
 using Postern.Server.Queue;
 
 namespace Postern.Server.Delivery;
@@ -9,8 +8,12 @@ namespace Postern.Server.Delivery;
 /// temporary refusal of the whole transaction, and stopping at the first server that gives a
 /// definite answer for each recipient. DNS trouble defers; a null MX bounces with 556 5.1.10.
 /// </summary>
-public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int remotePort, TimeProvider time)
+public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int remotePort, TimeProvider time) : IRemoteDelivery
 {
+    public string Transport => "smtp";
+
+    public string Destination(string domain) => domain;
+
     private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
 
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
@@ -35,7 +38,7 @@ public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int
         {
             foreach (var address in host.Addresses)
             {
-                var results = await client.DeliverAsync(message, pending, address, remotePort, cancellationToken).ConfigureAwait(false);
+                var results = await client.DeliverAsync(message, pending, new SmtpRoute(host.Name, address, remotePort), cancellationToken).ConfigureAwait(false);
                 foreach (var (rcpt, outcome) in results)
                 {
                     outcomes[rcpt] = outcome;

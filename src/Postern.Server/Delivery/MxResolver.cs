@@ -105,6 +105,22 @@ public sealed class MxResolver
         return new MxResolution.Hosts(hosts, Implicit: false);
     }
 
+    /// <summary>The addresses of one named host (a smarthost): an IP literal as it is, else AAAA and A.</summary>
+    public async Task<MxResolution> ResolveHostAsync(string host, CancellationToken cancellationToken = default)
+    {
+        if (IPAddress.TryParse(host.Trim('[', ']'), out var literal))
+        {
+            return new MxResolution.Hosts([new MxHost(host, 0, [literal])], Implicit: true);
+        }
+        var addresses = await AddressesAsync(host, cancellationToken).ConfigureAwait(false);
+        return addresses switch
+        {
+            { Failure: { } f } => f,
+            { List.Count: 0 } => new MxResolution.NoSuchDomain($"{host} has no address record"),
+            { List: var list } => new MxResolution.Hosts([new MxHost(host, 0, list)], Implicit: true),
+        };
+    }
+
     private async Task<(IReadOnlyList<IPAddress> List, MxResolution? Failure)> AddressesAsync(string host, CancellationToken cancellationToken)
     {
         var list = new List<IPAddress>();

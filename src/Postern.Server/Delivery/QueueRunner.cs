@@ -6,36 +6,36 @@ using Postern.Server.Queue;
 
 namespace Postern.Server.Delivery;
 
-/// <summary>A recipient's outcome (STYLE principle 8).</summary>
-public abstract record DeliveryOutcome
-{
-    /// <param name="Detail">Where it went (mailbox file, or host and TLS).</param>
-    /// <param name="PeerHandlesDsn">The receiving server offered DSN and was given NOTIFY, so success reports are its job.</param>
-    public sealed record Delivered(string Detail, bool PeerHandlesDsn = false) : DeliveryOutcome;
-    public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome;
-    public sealed record Bounced(string Reply) : DeliveryOutcome;
-}
-
 /// <summary>
-/// Delivers committed messages: a bounded pool of workers over a channel of queue ids (STYLE
-/// principle 7). Local recipients go into their Maildir; remote ones, when due, to their domain's
-/// MX hosts (<see cref="DomainDelivery"/>), deferred ones retried with a delay that doubles per
-/// attempt until Delivery.MaxQueueLifetime. Each recipient's outcome is written to queue/state
-/// before the message is removed, so a crash repeats a delivery at worst and never loses one.
-/// A message one worker holds is never processed by another at the same time.
+/// Delivers committed messages: a bounded pool of workers over two channels of queue ids (STYLE
+/// principle 7), one for new mail and one for retries, which each worker takes from in turn so that
+/// a burst of new mail does not starve the deferred backlog and a backlog coming due at once does not
+/// hold up new mail. Local recipients go into their Maildir; remote ones, when due, out through
+/// <see cref="IRemoteDelivery"/> (by MX or through the smarthost), at most
+/// Delivery.DestinationConcurrency at a time per destination: a message whose destination is full
+/// waits outside the workers until a slot frees. Deferred recipients are retried with a delay that
+/// doubles per attempt until Delivery.MaxQueueLifetime. Each recipient's outcome is written to
+/// queue/state before the message is removed, so a crash repeats a delivery at worst and never
+/// loses one. A message one worker holds is never processed by another at the same time; a held
+/// message (queue/hold/ID) is not processed at all.
 /// </summary>
-public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, DomainDelivery? remote, BounceWriter? bounces,
-    Configuration.DeliveryOptions options, ILogger logger, TimeProvider time)
+public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? remote, BounceWriter? bounces,
+    Configuration.DeliveryOptions options, ILogger logger, TimeProvider time, QueueControl? control = null)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
     private readonly int workers = options.LocalConcurrency + options.RemoteConcurrency;
     private readonly bool discard = options.Discard;
-    private readonly Channel<(QueueId Id, SpooledMessage? Known)> _work = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>(new UnboundedChannelOptions { SingleWriter = false });
+    private readonly DestinationLimiter _destinations = new(options.DestinationConcurrency);
+    private readonly Channel<(QueueId Id, SpooledMessage? Known)> _fresh = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
+    private readonly Channel<(QueueId Id, SpooledMessage? Known)> _retries = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
     // Ids being processed; the value says whether another pass was asked for meanwhile.
     private readonly Dictionary<string, bool> _inFlight = [];
 
-    /// <summary>Asks for a delivery pass; <paramref name="known"/> is the message as just committed, which saves reading it back.</summary>
-    public void Enqueue(QueueId id, SpooledMessage? known = null) => _work.Writer.TryWrite((id, known));
+    /// <summary>Asks for a delivery pass of new mail; <paramref name="known"/> is the message as just committed, which saves reading it back.</summary>
+    public void Enqueue(QueueId id, SpooledMessage? known = null) => _fresh.Writer.TryWrite((id, known));
+
+    /// <summary>Asks for a delivery pass of mail that has been tried before (retries, recovery, flush).</summary>
+    public void EnqueueRetry(QueueId id) => _retries.Writer.TryWrite((id, null));
 
     /// <summary>Runs the workers until <paramref name="stop"/> fires and the channel is drained of started work.</summary>
     public Task RunAsync(CancellationToken stop) =>
@@ -47,62 +47,75 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
         var ids = spool.ListIds();
         foreach (var id in ids)
         {
-            Enqueue(id);
+            EnqueueRetry(id);
         }
         return ids.Count;
     }
 
+    /// <summary>Takes the next id, from new mail and retries in turn (either when the other is empty).</summary>
+    private bool TryTake(ref bool retriesFirst, out (QueueId Id, SpooledMessage? Known) item)
+    {
+        var (first, second) = retriesFirst ? (_retries, _fresh) : (_fresh, _retries);
+        retriesFirst = !retriesFirst;
+        return first.Reader.TryRead(out item) || second.Reader.TryRead(out item);
+    }
+
     private async Task WorkerAsync(CancellationToken stop)
     {
-        try
+        var retriesFirst = false;
+        while (!stop.IsCancellationRequested)
         {
-            while (await _work.Reader.WaitToReadAsync(stop).ConfigureAwait(false))
+            if (!TryTake(ref retriesFirst, out var item))
             {
-                while (!stop.IsCancellationRequested && _work.Reader.TryRead(out var item))
+                await Task.WhenAny(_fresh.Reader.WaitToReadAsync(stop).AsTask(), _retries.Reader.WaitToReadAsync(stop).AsTask()).ConfigureAwait(false);
+                continue;
+            }
+            var id = item.Id;
+            lock (_inFlight)
+            {
+                if (!_inFlight.TryAdd(id.Value, false))
                 {
-                    var id = item.Id;
-                    lock (_inFlight)
-                    {
-                        if (!_inFlight.TryAdd(id.Value, false))
-                        {
-                            // Being delivered right now: ask for one more pass rather than drop the request.
-                            _inFlight[id.Value] = true;
-                            continue;
-                        }
-                    }
-                    try
-                    {
-                        await ProcessAsync(id, item.Known, stop).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        // A worker must outlive any one message: log it, keep the message, try later.
-                        Log.DeliveryError(logger, id.Value, e.Message, e);
-                        _ = RetryLaterAsync(id);
-                    }
-                    finally
-                    {
-                        bool again;
-                        lock (_inFlight)
-                        {
-                            _inFlight.Remove(id.Value, out again);
-                        }
-                        if (again)
-                        {
-                            Enqueue(id);
-                        }
-                    }
+                    // Being delivered right now: ask for one more pass rather than drop the request.
+                    _inFlight[id.Value] = true;
+                    continue;
                 }
             }
-        }
-        catch (OperationCanceledException)
-        {
+            try
+            {
+                await ProcessAsync(id, item.Known, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                // A worker must outlive any one message: log it, keep the message, try later.
+                Log.DeliveryError(logger, id.Value, e.Message, e);
+                _ = RetryLaterAsync(id);
+            }
+            finally
+            {
+                bool again;
+                lock (_inFlight)
+                {
+                    _inFlight.Remove(id.Value, out again);
+                }
+                if (again)
+                {
+                    EnqueueRetry(id);
+                }
+            }
         }
     }
 
     /// <summary>Delivers what is due now; returns true when the message left the queue.</summary>
     public async Task<bool> ProcessAsync(QueueId id, SpooledMessage? known = null, CancellationToken cancellationToken = default)
     {
+        if (control?.IsHeld(id) == true)
+        {
+            return false; // `postern queue release` brings it back
+        }
         SpooledMessage message;
         try
         {
@@ -196,25 +209,40 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
     {
         var delay = after ?? RetryDelay;
         await Task.Delay(delay < TimeSpan.Zero ? TimeSpan.Zero : delay, time).ConfigureAwait(false);
-        Enqueue(id);
+        EnqueueRetry(id);
     }
 
     /// <summary>The wait before attempt number <paramref name="attempts"/> + 1: doubling from the initial delay, capped.</summary>
     public static TimeSpan Backoff(int attempts, TimeSpan initial, TimeSpan max) =>
         TimeSpan.FromTicks((long)Math.Min(initial.Ticks * Math.Pow(2, Math.Clamp(attempts - 1, 0, 30)), max.Ticks));
 
-    /// <summary>Remote recipients that are due, grouped by domain, each group in one SMTP transaction per host.</summary>
+    /// <summary>
+    /// Remote recipients that are due, grouped by domain, each group in one SMTP transaction per host.
+    /// A group whose destination is at its limit stays as it is; the message comes back when a slot frees.
+    /// </summary>
     private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
-        if (due.Count == 0)
-        {
-            return false;
-        }
+        var changed = false;
         foreach (var group in due.GroupBy(r => r.Address[(r.Address.LastIndexOf('@') + 1)..].ToLowerInvariant()))
         {
+            var destination = remote!.Destination(group.Key);
+            if (!_destinations.TryEnter(destination))
+            {
+                _ = WakeWhenFreeAsync(message.Id, destination);
+                continue;
+            }
+            IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)> outcomes;
             var recipients = group.ToList();
-            var outcomes = await remote!.DeliverAsync(message, group.Key, recipients.Select(r => r.Address).ToList(), cancellationToken).ConfigureAwait(false);
+            try
+            {
+                outcomes = await remote.DeliverAsync(message, group.Key, recipients.Select(r => r.Address).ToList(), cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                _destinations.Exit(destination);
+            }
+            changed = true;
             var after = time.GetUtcNow();
             for (var i = 0; i < recipients.Count; i++)
             {
@@ -225,23 +253,29 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
                 if (outcome is DeliveryOutcome.Deferred d && after - message.Envelope.Received >= options.MaxQueueLifetime)
                 {
                     // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
-                    outcome = new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}");
+                    outcome = new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}") { Via = d.Via };
                 }
                 else if (outcome is DeliveryOutcome.Deferred deferred)
                 {
                     outcome = deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
                 }
-                Record(message, r, outcome, "smtp", after);
+                Record(message, r, outcome, remote.Transport, after);
             }
         }
-        return true;
+        return changed;
     }
 
-    private void Record(SpooledMessage message, RecipientState r, DeliveryOutcome outcome, string relay, DateTimeOffset now)
+    private async Task WakeWhenFreeAsync(QueueId id, string destination)
+    {
+        await _destinations.WhenFreeAsync(destination).ConfigureAwait(false);
+        EnqueueRetry(id);
+    }
+
+    private void Record(SpooledMessage message, RecipientState r, DeliveryOutcome outcome, string transport, DateTimeOffset now)
     {
         var delay = Math.Round((now - message.Envelope.Received).TotalSeconds, 3);
         var status = outcome switch { DeliveryOutcome.Delivered => "sent", DeliveryOutcome.Deferred => "deferred", _ => "bounced" };
-        Metrics.Deliveries.Add(1, new("relay", relay), new("status", status));
+        Metrics.Deliveries.Add(1, new("relay", transport), new("status", status));
         switch (outcome)
         {
             case DeliveryOutcome.Delivered d:
@@ -261,7 +295,9 @@ public sealed class QueueRunner(Spool spool, AddressBook addressBook, Maildir ma
                 r.NextAttempt = f.RetryAt;
                 break;
         }
-        Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, relay, status, delay, r.Detail ?? "");
+        var via = outcome.Via;
+        Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, transport, via?.Host ?? "-", via?.Address.ToString() ?? "-", via?.Port ?? 0,
+            via?.Tls ?? "-", status, delay, r.Detail ?? "");
     }
 
     private DeliveryOutcome DeliverOne(SpooledMessage message, RecipientState r, DeliveryState state)

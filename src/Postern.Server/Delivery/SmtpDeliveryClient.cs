@@ -1,90 +1,304 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using MailKit;
 using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
 using Postern.Server.Queue;
+using AuthenticationException = MailKit.Security.AuthenticationException;
 
 namespace Postern.Server.Delivery;
 
 /// <summary>
-/// Hands one spooled message to one remote server with MailKit's SmtpClient and says what became of
-/// each recipient. Opportunistic STARTTLS (RFC 7435: encrypt when offered, certificate not checked),
-/// EHLO with our host name, SIZE checked before sending, SMTPUTF8 respected, DSN parameters passed on
-/// when the peer offers DSN. 4xx and connection trouble defer; 5xx bounce with the peer's own reply.
+/// Where one delivery goes: the host's name (for logs), the address and port to connect to, the TLS
+/// mode, and, for a smarthost, the credentials and whether its certificate must be valid.
 /// </summary>
-public sealed class SmtpDeliveryClient(string hostname, TimeProvider time, TimeSpan? timeout = null)
+public sealed record SmtpRoute(string Host, IPAddress Address, int Port, SecureSocketOptions Security = SecureSocketOptions.StartTlsWhenAvailable,
+    string? Username = null, Func<string>? Password = null, bool VerifyCertificate = false)
 {
+    /// <summary>Connections are reused only for the same server, TLS mode and user.</summary>
+    internal string CacheKey => $"{Host}|{Address}|{Port}|{Security}|{Username}|{VerifyCertificate}";
+}
+
+/// <summary>
+/// Hands spooled messages to remote servers with MailKit's SmtpClient and says what became of each
+/// recipient. Opportunistic STARTTLS (RFC 7435: encrypt when offered, certificate not checked) unless
+/// the route asks for more, EHLO with our host name, SIZE checked before sending, SMTPUTF8 respected,
+/// DSN parameters passed on when the peer offers DSN. 4xx and connection trouble defer; 5xx bounce
+/// with the peer's own reply.
+/// After a clean transaction the connection is kept for up to <see cref="IdleTime"/> so that the next
+/// message for the same server goes over it (RFC 5321 §4.5.4.1 allows it; Postfix does the same with
+/// its connection cache). A kept connection the server has closed meanwhile is replaced once, silently.
+/// </summary>
+public sealed class SmtpDeliveryClient : IAsyncDisposable
+{
+    /// <summary>How long an unused connection stays open. Postfix keeps them 2 s; a little more suits bursts.</summary>
+    public static readonly TimeSpan IdleTime = TimeSpan.FromSeconds(5);
+    private const int MaxIdlePerServer = 20;
     private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
-    private readonly TimeSpan _timeout = timeout ?? TimeSpan.FromMinutes(5);
+    private readonly string _hostname;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _timeout;
+    private readonly Dictionary<string, Stack<(EnvelopeSmtpClient Client, DateTimeOffset Since)>> _idle = [];
+    private readonly ITimer _sweeper;
+    private bool _disposed;
+
+    public SmtpDeliveryClient(string hostname, TimeProvider time, TimeSpan? timeout = null)
+    {
+        _hostname = hostname;
+        _time = time;
+        _timeout = timeout ?? TimeSpan.FromMinutes(5);
+        _sweeper = time.CreateTimer(_ => Sweep(), null, IdleTime, IdleTime);
+    }
+
+    /// <summary>Connections opened so far (a measure of reuse, for tests and metrics).</summary>
+    public int ConnectionsOpened => _opened;
+    private int _opened;
+
+    /// <summary>Delivery to a server found by MX: opportunistic STARTTLS, no AUTH.</summary>
+    public Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
+        SpooledMessage message, IReadOnlyList<string> recipients, IPAddress address, int port, CancellationToken cancellationToken = default) =>
+        DeliverAsync(message, recipients, new SmtpRoute(address.ToString(), address, port), cancellationToken);
 
     /// <summary>The outcome for each recipient, in the order given.</summary>
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
-        SpooledMessage message, IReadOnlyList<string> recipients, IPAddress address, int port, CancellationToken cancellationToken = default)
+        SpooledMessage message, IReadOnlyList<string> recipients, SmtpRoute route, CancellationToken cancellationToken = default)
     {
-        var retryAt = time.GetUtcNow() + RetryAfter;
-        List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o)).ToList();
+        var retryAt = _time.GetUtcNow() + RetryAfter;
         MimeMessage mime;
         await using (var content = Spool.OpenMessage(message))
         {
             mime = await MimeMessage.LoadAsync(content, cancellationToken).ConfigureAwait(false);
         }
-        using var client = new EnvelopeSmtpClient(message.Envelope) { LocalDomain = hostname, Timeout = (int)_timeout.TotalMilliseconds };
-        // RFC 7435: opportunistic TLS does not authenticate the peer; refusing a self-signed or
-        // mismatched certificate would only push the mail to plaintext.
-        client.ServerCertificateValidationCallback = (_, _, _, _) => true;
-        try
+        var server = $"{route.Host}[{route.Address}]:{route.Port}";
+        for (var attempt = 0; ; attempt++)
         {
-            await client.ConnectAsync(address.ToString(), port, SecureSocketOptions.StartTlsWhenAvailable, cancellationToken).ConfigureAwait(false);
-            if (client.Capabilities.HasFlag(SmtpCapabilities.Size) && client.MaxSize > 0 && message.MessageLength > client.MaxSize)
+            var client = TakeIdle(route);
+            var reused = client is not null;
+            client ??= NewClient(route);
+            List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o with { Via = Hop(route, client) })).ToList();
+            try
             {
-                return All(new DeliveryOutcome.Bounced($"552 5.3.4 Message too big for the receiving server ({message.MessageLength} > {client.MaxSize} octets)"));
+                if (!reused)
+                {
+                    Interlocked.Increment(ref _opened);
+                    await client.ConnectAsync(route.Address.ToString(), route.Port, route.Security, cancellationToken).ConfigureAwait(false);
+                    if (route.Username is not null)
+                    {
+                        await client.AuthenticateAsync(route.Username, route.Password?.Invoke() ?? "", cancellationToken).ConfigureAwait(false);
+                    }
+                }
+                if (client.Capabilities.HasFlag(SmtpCapabilities.Size) && client.MaxSize > 0 && message.MessageLength > client.MaxSize)
+                {
+                    Keep(route, client);
+                    return All(new DeliveryOutcome.Bounced($"552 5.3.4 Message too big for {server} ({message.MessageLength} > {client.MaxSize} octets)"));
+                }
+                if (message.Envelope.SmtpUtf8 && !client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
+                {
+                    Keep(route, client);
+                    return All(new DeliveryOutcome.Bounced($"553 5.6.7 {server} does not support SMTPUTF8, which this message needs"));
+                }
+                client.Begin(message.Envelope);
+                var sender = message.Envelope.From.Length == 0 ? null : MailboxAddress.Parse(message.Envelope.From);
+                var options = FormatOptions.Default.Clone();
+                options.NewLineFormat = NewLineFormat.Dos;
+                options.International = message.Envelope.SmtpUtf8;
+                await client.SendAsync(options, mime, sender ?? new MailboxAddress("", ""), recipients.Select(r => MailboxAddress.Parse(r)), cancellationToken).ConfigureAwait(false);
+                var hop = Hop(route, client);
+                var tls = hop.Tls is null ? "" : $" over {hop.Tls}";
+                var peerDsn = client.Capabilities.HasFlag(SmtpCapabilities.Dsn);
+                var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var reply)
+                    ? Outcome(reply.Code, reply.Text, retryAt)
+                    : new DeliveryOutcome.Delivered($"{route.Address}:{route.Port}{tls}", peerDsn)) with { Via = hop })).ToList();
+                Keep(route, client);
+                return results;
             }
-            if (message.Envelope.SmtpUtf8 && !client.Capabilities.HasFlag(SmtpCapabilities.UTF8))
+            catch (SmtpCommandException e)
             {
-                return All(new DeliveryOutcome.Bounced("553 5.6.7 The receiving server does not support SMTPUTF8, which this message needs"));
+                // MAIL FROM or DATA refused (or every RCPT): the reply decides for all that were not refused alone.
+                var reply = Outcome((int)e.StatusCode, e.Message, retryAt);
+                var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var own) ? Outcome(own.Code, own.Text, retryAt) : reply) with { Via = Hop(route, client) })).ToList();
+                await CloseAsync(client).ConfigureAwait(false);
+                return results;
             }
-            var sender = message.Envelope.From.Length == 0 ? null : MailboxAddress.Parse(message.Envelope.From);
-            var options = FormatOptions.Default.Clone();
-            options.NewLineFormat = NewLineFormat.Dos;
-            options.International = message.Envelope.SmtpUtf8;
-            await client.SendAsync(options, mime, sender ?? new MailboxAddress("", ""), recipients.Select(r => MailboxAddress.Parse(r)), cancellationToken).ConfigureAwait(false);
-            var tls = client.IsSecure ? $" over {client.SslProtocol}" : "";
-            var peerDsn = client.Capabilities.HasFlag(SmtpCapabilities.Dsn);
-            await client.DisconnectAsync(true, cancellationToken).ConfigureAwait(false);
-            return recipients.Select(r => (r, client.Refused.TryGetValue(r, out var reply)
-                ? Outcome(reply.Code, reply.Text, retryAt)
-                : (DeliveryOutcome)new DeliveryOutcome.Delivered($"{address}:{port}{tls}", peerDsn))).ToList();
-        }
-        catch (SmtpCommandException e)
-        {
-            // MAIL FROM or DATA refused (or every RCPT): the reply decides for all that were not refused alone.
-            var reply = Outcome((int)e.StatusCode, e.Message, retryAt);
-            return recipients.Select(r => (r, client.Refused.TryGetValue(r, out var own) ? Outcome(own.Code, own.Text, retryAt) : reply)).ToList();
-        }
-        catch (Exception e) when (e is SocketException or IOException or SmtpProtocolException or SslHandshakeException or OperationCanceledException or TimeoutException)
-        {
-            return All(new DeliveryOutcome.Deferred($"{address}:{port}: {e.Message}", retryAt));
+            catch (AuthenticationException e)
+            {
+                await CloseAsync(client).ConfigureAwait(false);
+                return All(new DeliveryOutcome.Deferred($"{server} refused the credentials of user '{route.Username}' ({e.Message}): check Relay.Smarthost.Username and the password in Relay.Smarthost.PasswordFile", retryAt));
+            }
+            catch (NotSupportedException e)
+            {
+                // MailKit's words for "no STARTTLS" or "no AUTH" when the route requires them.
+                await CloseAsync(client).ConfigureAwait(false);
+                return All(new DeliveryOutcome.Deferred($"{server}: {e.Message}", retryAt));
+            }
+            catch (Exception e) when (reused && attempt == 0 && e is SocketException or IOException or SmtpProtocolException or ServiceNotConnectedException)
+            {
+                // The server closed the kept connection meanwhile: open a new one.
+                await CloseAsync(client).ConfigureAwait(false);
+            }
+            catch (SslHandshakeException e) when (route.VerifyCertificate)
+            {
+                await CloseAsync(client).ConfigureAwait(false);
+                return All(new DeliveryOutcome.Deferred($"{server}: TLS certificate not accepted ({FirstLine(e.Message)}); fix the certificate or set Relay.Smarthost.VerifyCertificate to false", retryAt));
+            }
+            catch (Exception e) when (e is SocketException or IOException or SmtpProtocolException or SslHandshakeException or ServiceNotConnectedException or OperationCanceledException or TimeoutException)
+            {
+                await CloseAsync(client).ConfigureAwait(false);
+                return All(new DeliveryOutcome.Deferred($"{server}: {FirstLine(e.Message)}", retryAt));
+            }
         }
     }
+
+    private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
+
+    private static Hop Hop(SmtpRoute route, EnvelopeSmtpClient client) =>
+        new(route.Host, route.Address, route.Port, client.IsConnected && client.IsSecure ? TlsName(client.SslProtocol) : null);
+
+    private static string TlsName(SslProtocols p) => p switch
+    {
+        SslProtocols.Tls13 => "TLSv1.3",
+        SslProtocols.Tls12 => "TLSv1.2",
+        _ => p.ToString(),
+    };
 
     private static DeliveryOutcome Outcome(int code, string text, DateTimeOffset retryAt) =>
         code >= 500 ? new DeliveryOutcome.Bounced($"{code} {text}") : new DeliveryOutcome.Deferred($"{code} {text}", retryAt);
 
-    /// <summary>MailKit's client, told the envelope's DSN parameters and keeping refused recipients instead of throwing.</summary>
-    private sealed class EnvelopeSmtpClient(Queue.Envelope envelope) : SmtpClient
+    private EnvelopeSmtpClient NewClient(SmtpRoute route)
     {
+        var client = new EnvelopeSmtpClient { LocalDomain = _hostname, Timeout = (int)_timeout.TotalMilliseconds };
+        if (!route.VerifyCertificate)
+        {
+            // RFC 7435: opportunistic TLS does not authenticate the peer; refusing a self-signed or
+            // mismatched certificate would only push the mail to plaintext.
+            client.ServerCertificateValidationCallback = (_, _, _, _) => true;
+        }
+        return client;
+    }
+
+    private EnvelopeSmtpClient? TakeIdle(SmtpRoute route)
+    {
+        var now = _time.GetUtcNow();
+        lock (_idle)
+        {
+            if (!_idle.TryGetValue(route.CacheKey, out var stack))
+            {
+                return null;
+            }
+            while (stack.TryPop(out var kept))
+            {
+                if (now - kept.Since < IdleTime && kept.Client.IsConnected)
+                {
+                    return kept.Client;
+                }
+                _ = CloseAsync(kept.Client);
+            }
+            _idle.Remove(route.CacheKey);
+            return null;
+        }
+    }
+
+    private void Keep(SmtpRoute route, EnvelopeSmtpClient client)
+    {
+        lock (_idle)
+        {
+            if (!_disposed && client.IsConnected)
+            {
+                if (!_idle.TryGetValue(route.CacheKey, out var stack))
+                {
+                    _idle[route.CacheKey] = stack = new();
+                }
+                if (stack.Count < MaxIdlePerServer)
+                {
+                    stack.Push((client, _time.GetUtcNow()));
+                    return;
+                }
+            }
+        }
+        _ = CloseAsync(client);
+    }
+
+    /// <summary>Says QUIT to connections idle for longer than <see cref="IdleTime"/>.</summary>
+    private void Sweep()
+    {
+        var now = _time.GetUtcNow();
+        var expired = new List<EnvelopeSmtpClient>();
+        lock (_idle)
+        {
+            foreach (var (key, stack) in _idle.ToList())
+            {
+                var keep = stack.Where(k => now - k.Since < IdleTime).Reverse().ToList();
+                expired.AddRange(stack.Where(k => now - k.Since >= IdleTime).Select(k => k.Client));
+                if (keep.Count == 0)
+                {
+                    _idle.Remove(key);
+                }
+                else
+                {
+                    _idle[key] = new Stack<(EnvelopeSmtpClient, DateTimeOffset)>(keep);
+                }
+            }
+        }
+        expired.ForEach(c => _ = CloseAsync(c));
+    }
+
+    private static async Task CloseAsync(SmtpClient client)
+    {
+        try
+        {
+            if (client.IsConnected)
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await client.DisconnectAsync(true, cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or SmtpProtocolException or SmtpCommandException or OperationCanceledException or ServiceNotConnectedException)
+        {
+            // The connection is being dropped anyway.
+        }
+        finally
+        {
+            client.Dispose();
+        }
+    }
+
+    /// <summary>Closes every kept connection with QUIT.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        List<EnvelopeSmtpClient> all;
+        lock (_idle)
+        {
+            _disposed = true;
+            all = _idle.Values.SelectMany(s => s.Select(k => k.Client)).ToList();
+            _idle.Clear();
+        }
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
+        await Task.WhenAll(all.Select(CloseAsync)).ConfigureAwait(false);
+    }
+
+    /// <summary>MailKit's client, told each envelope's DSN parameters and keeping refused recipients instead of throwing.</summary>
+    private sealed class EnvelopeSmtpClient : SmtpClient
+    {
+        private Queue.Envelope? _envelope;
+
         public Dictionary<string, (int Code, string Text)> Refused { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        public void Begin(Queue.Envelope envelope)
+        {
+            _envelope = envelope;
+            Refused.Clear();
+        }
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
             Refused[mailbox.Address] = ((int)response.StatusCode, response.Response);
 
-        protected override string? GetEnvelopeId(MimeMessage message) => envelope.EnvId;
+        protected override string? GetEnvelopeId(MimeMessage message) => _envelope?.EnvId;
 
         protected override DeliveryStatusNotification? GetDeliveryStatusNotifications(MimeMessage message, MailboxAddress mailbox)
         {
-            var text = envelope.Recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
+            var text = _envelope?.Recipients.FirstOrDefault(r => r.Address.Equals(mailbox.Address, StringComparison.OrdinalIgnoreCase))?.Notify;
             if (!Postern.Protocol.Commands.CommandParser.TryParseNotify(text, out var notify))
             {
                 return null;

@@ -50,8 +50,8 @@ public static partial class Log
     [LoggerMessage(21, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} from={from} rcpts={rcpts} size={size} user={user} protocol={protocol}", EventName = "accepted")]
     public static partial void Accepted(ILogger logger, string queue_id, string session, string ip, string from, int rcpts, long size, string? user, string protocol);
 
-    [LoggerMessage(22, LogLevel.Information, "queue_id={queue_id} to=<{to}> orig_to=<{orig_to}> relay={relay} status={status} delay={delay} detail={detail}", EventName = "delivery")]
-    public static partial void Delivery(ILogger logger, string queue_id, string to, string orig_to, string relay, string status, double delay, string detail);
+    [LoggerMessage(22, LogLevel.Information, "queue_id={queue_id} to=<{to}> orig_to=<{orig_to}> transport={transport} relay={relay} relay_ip={relay_ip} relay_port={relay_port} tls={tls} status={status} delay={delay} detail={detail}", EventName = "delivery")]
+    public static partial void Delivery(ILogger logger, string queue_id, string to, string orig_to, string transport, string relay, string relay_ip, int relay_port, string tls, string status, double delay, string detail);
 
     [LoggerMessage(23, LogLevel.Information, "queue_id={queue_id} reason={reason}", EventName = "removed")]
     public static partial void Removed(ILogger logger, string queue_id, string reason);

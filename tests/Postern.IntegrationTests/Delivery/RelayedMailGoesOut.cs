@@ -56,7 +56,7 @@ public sealed class RelayedMailGoesOut
         var arrived = Encoding.UTF8.GetString((await peer.WaitForDeliveryAsync("alice@example.test"))[0]);
         Assert.Contains("Subject: out and about", arrived);
         Assert.Contains("with ESMTPS id", arrived); // opportunistic STARTTLS between the two
-        await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "to=carol@peer.test", "relay=smtp", "status=sent");
+        await sender.WaitForLogAsync("event=delivery", $"queue_id={id}", "to=carol@peer.test", "transport=smtp", "status=sent");
         await sender.WaitForLogAsync("event=removed", $"queue_id={id}");
         Assert.False(File.Exists(Path.Combine(sender.DataDir, "queue", "messages", id)));
     }

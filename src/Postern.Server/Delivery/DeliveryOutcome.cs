@@ -1,0 +1,40 @@
+using System.Net;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Delivery;
+
+/// <summary>A recipient's outcome (STYLE principle 8).</summary>
+public abstract record DeliveryOutcome
+{
+    /// <summary>The server that gave this outcome; null for local delivery or when no server was reached.</summary>
+    public Hop? Via { get; init; }
+
+    /// <param name="Detail">Where it went (mailbox file, or host and TLS).</param>
+    /// <param name="PeerHandlesDsn">The receiving server offered DSN and was given NOTIFY, so success reports are its job.</param>
+    public sealed record Delivered(string Detail, bool PeerHandlesDsn = false) : DeliveryOutcome;
+    public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome;
+    public sealed record Bounced(string Reply) : DeliveryOutcome;
+}
+
+/// <summary>One remote server as the logs name it: <c>host[ip]:port</c>, and the TLS version used (null: none).</summary>
+public sealed record Hop(string Host, IPAddress Address, int Port, string? Tls)
+{
+    public override string ToString() => $"{Host}[{Address}]:{Port}";
+}
+
+/// <summary>
+/// The way out for remote recipients: by MX (<see cref="DomainDelivery"/>) or through the smarthost
+/// (<see cref="SmarthostDelivery"/>).
+/// </summary>
+public interface IRemoteDelivery
+{
+    /// <summary>The name in log lines and metrics: smtp or smarthost.</summary>
+    string Transport { get; }
+
+    /// <summary>What the per-destination connection limit counts for <paramref name="domain"/>: the domain, or the one smarthost.</summary>
+    string Destination(string domain);
+
+    /// <summary>The outcome for each recipient (all of <paramref name="domain"/>), in the order given.</summary>
+    Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
+        SpooledMessage message, string domain, IReadOnlyList<string> recipients, CancellationToken cancellationToken = default);
+}
