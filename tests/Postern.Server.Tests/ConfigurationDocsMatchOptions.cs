@@ -170,7 +170,14 @@ public sealed partial class ConfigurationDocsMatchOptions
             PosternOptions options;
             try
             {
-                options = ConfigurationLoader.Load(file, dev: false, WithCertificateFiles(file));
+                var environment = WithCertificateFiles(file);
+                if (json.Contains("\"PasswordFile\"", StringComparison.Ordinal))
+                {
+                    // Likewise the smarthost password file.
+                    File.WriteAllText(Path.Combine(Path.GetDirectoryName(file)!, "smarthost.pw"), "secret\n");
+                    environment["POSTERN_Relay__Smarthost__PasswordFile"] = Path.Combine(Path.GetDirectoryName(file)!, "smarthost.pw");
+                }
+                options = ConfigurationLoader.Load(file, dev: false, environment);
             }
             catch (ConfigurationException e)
             {

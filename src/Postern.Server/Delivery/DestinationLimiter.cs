@@ -71,6 +71,18 @@ public sealed class DestinationLimiter(int limit)
         }
     }
 
+    /// <summary>Destinations being tracked (busy or awaited).</summary>
+    public int Tracked
+    {
+        get
+        {
+            lock (_entries)
+            {
+                return _entries.Count;
+            }
+        }
+    }
+
     /// <summary>Deliveries under way to <paramref name="destination"/>.</summary>
     public int InUse(string destination)
     {

@@ -110,9 +110,15 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
                 var peerDsn = client.Capabilities.HasFlag(SmtpCapabilities.Dsn);
                 var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var reply)
                     ? Outcome(reply.Code, reply.Text, retryAt)
-                    : new DeliveryOutcome.Delivered($"{route.Address}:{route.Port}{tls}", peerDsn)) with { Via = hop })).ToList();
+                    : new DeliveryOutcome.Delivered($"{route.Address}:{route.Port}{tls}", peerDsn)) with
+                { Via = hop })).ToList();
                 Keep(route, client);
                 return results;
+            }
+            catch (SmtpCommandException e) when (reused && attempt == 0 && e.StatusCode == SmtpStatusCode.ServiceNotAvailable)
+            {
+                // A kept connection the server timed out: its 421 was waiting for our next command.
+                await CloseAsync(client).ConfigureAwait(false);
             }
             catch (SmtpCommandException e)
             {
@@ -124,14 +130,16 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
             }
             catch (AuthenticationException e)
             {
+                var failed = All(new DeliveryOutcome.Deferred($"{server} refused the credentials of user '{route.Username}' ({e.Message}): check Relay.Smarthost.Username and the password in Relay.Smarthost.PasswordFile", retryAt));
                 await CloseAsync(client).ConfigureAwait(false);
-                return All(new DeliveryOutcome.Deferred($"{server} refused the credentials of user '{route.Username}' ({e.Message}): check Relay.Smarthost.Username and the password in Relay.Smarthost.PasswordFile", retryAt));
+                return failed;
             }
             catch (NotSupportedException e)
             {
                 // MailKit's words for "no STARTTLS" or "no AUTH" when the route requires them.
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: {e.Message}", retryAt));
                 await CloseAsync(client).ConfigureAwait(false);
-                return All(new DeliveryOutcome.Deferred($"{server}: {e.Message}", retryAt));
+                return failed;
             }
             catch (Exception e) when (reused && attempt == 0 && e is SocketException or IOException or SmtpProtocolException or ServiceNotConnectedException)
             {
@@ -140,13 +148,15 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
             }
             catch (SslHandshakeException e) when (route.VerifyCertificate)
             {
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: TLS certificate not accepted ({FirstLine(e.Message)}); fix the certificate or set Relay.Smarthost.VerifyCertificate to false", retryAt));
                 await CloseAsync(client).ConfigureAwait(false);
-                return All(new DeliveryOutcome.Deferred($"{server}: TLS certificate not accepted ({FirstLine(e.Message)}); fix the certificate or set Relay.Smarthost.VerifyCertificate to false", retryAt));
+                return failed;
             }
             catch (Exception e) when (e is SocketException or IOException or SmtpProtocolException or SslHandshakeException or ServiceNotConnectedException or OperationCanceledException or TimeoutException)
             {
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: {FirstLine(e.Message)}", retryAt));
                 await CloseAsync(client).ConfigureAwait(false);
-                return All(new DeliveryOutcome.Deferred($"{server}: {FirstLine(e.Message)}", retryAt));
+                return failed;
             }
         }
     }

@@ -31,7 +31,9 @@ public sealed class SmtpDeliveryToAPeer
         Assert.StartsWith("550 ", refused.Reply);
         Assert.Contains("No such user", refused.Reply);
         Assert.IsType<DeliveryOutcome.Delivered>(outcomes[2].Outcome);
-        Assert.Contains("Tls1", ((DeliveryOutcome.Delivered)outcomes[0].Outcome).Detail);
+        Assert.Contains("over TLSv1.3", ((DeliveryOutcome.Delivered)outcomes[0].Outcome).Detail);
+        Assert.Equal(new Hop("127.0.0.1", IPAddress.Loopback, peer.MxPort, "TLSv1.3"), outcomes[0].Outcome.Via);
+        Assert.Equal(outcomes[0].Outcome.Via, outcomes[1].Outcome.Via); // the refusal names the server too
 
         var received = (await peer.WaitForDeliveryAsync("alice@example.test"))[0];
         Assert.Equal(Message, TestServer.BodyAfterTrace(received));
@@ -83,5 +85,30 @@ public sealed class SmtpDeliveryToAPeer
         var (spooled, _) = await SpoolAsync(Message, "sender@origin.example", "someone@elsewhere.example");
         var outcomes = await new SmtpDeliveryClient("out.origin.example", TimeProvider.System).DeliverAsync(spooled, ["someone@elsewhere.example"], IPAddress.Loopback, peer.MxPort);
         Assert.StartsWith("554", Assert.IsType<DeliveryOutcome.Bounced>(outcomes[0].Outcome).Reply);
+    }
+
+    [Fact]
+    public async Task OneConnectionCarriesSeveralMessagesAndAClosedOneIsReplaced()
+    {
+        // The peer drops a session after one second without a command.
+        await using var peer = await TestServer.StartAsync(o => o.Limits.CommandTimeout = TimeSpan.FromSeconds(1));
+        await using var client = new SmtpDeliveryClient("out.origin.example", TimeProvider.System, TimeSpan.FromSeconds(20));
+        for (var i = 0; i < 3; i++)
+        {
+            var spooled = await Spooled.MessageAsync(Message, "sender@origin.example", ["alice@example.test"]);
+            var outcomes = await client.DeliverAsync(spooled, ["alice@example.test"], IPAddress.Loopback, peer.MxPort);
+            Assert.IsType<DeliveryOutcome.Delivered>(outcomes[0].Outcome);
+        }
+        Assert.Equal(1, client.ConnectionsOpened);
+        Assert.Equal(1, peer.LogLines.Count(l => l.Contains("event=connect", StringComparison.Ordinal)));
+        await peer.WaitForDeliveryAsync("alice@example.test", 3);
+
+        // Idle past the peer's timeout (but within our 5 s): the peer closed it; the next message
+        // goes over a new connection, and the attempt is not a failure.
+        await peer.WaitForLogAsync("event=disconnect", "reason=timeout");
+        var late = await Spooled.MessageAsync(Message, "sender@origin.example", ["bob@example.test"]);
+        Assert.IsType<DeliveryOutcome.Delivered>((await client.DeliverAsync(late, ["bob@example.test"], IPAddress.Loopback, peer.MxPort))[0].Outcome);
+        Assert.Equal(2, client.ConnectionsOpened);
+        await peer.WaitForDeliveryAsync("bob@example.test");
     }
 }

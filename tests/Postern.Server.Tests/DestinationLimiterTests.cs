@@ -1,0 +1,50 @@
+using Postern.Server.Delivery;
+
+namespace Postern.Server.Tests;
+
+public sealed class DestinationLimiterTests
+{
+    [Fact]
+    public void AtMostTheLimitPerDestinationAndOthersUnaffected()
+    {
+        var limiter = new DestinationLimiter(2);
+        Assert.True(limiter.TryEnter("far.example"));
+        Assert.True(limiter.TryEnter("FAR.example")); // domains compare without case
+        Assert.False(limiter.TryEnter("far.example"));
+        Assert.True(limiter.TryEnter("other.example"));
+        Assert.Equal(2, limiter.InUse("far.example"));
+        limiter.Exit("far.example");
+        Assert.True(limiter.TryEnter("far.example"));
+    }
+
+    [Fact]
+    public async Task AWaitingDeliveryIsWokenWhenASlotIsGivenBack()
+    {
+        var limiter = new DestinationLimiter(1);
+        Assert.True(limiter.TryEnter("far.example"));
+        var first = limiter.WhenFreeAsync("far.example");
+        var second = limiter.WhenFreeAsync("far.example");
+        Assert.False(first.IsCompleted);
+        limiter.Exit("far.example");
+        await first.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.False(second.IsCompleted); // one slot, one waiter woken
+        Assert.True(limiter.TryEnter("far.example"));
+        limiter.Exit("far.example");
+        await second.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(limiter.WhenFreeAsync("idle.example").IsCompleted);
+    }
+
+    [Fact]
+    public void EntriesGoAwayWhenIdle()
+    {
+        var limiter = new DestinationLimiter(1);
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.True(limiter.TryEnter($"d{i}.example"));
+            limiter.Exit($"d{i}.example");
+        }
+        Assert.Equal(0, limiter.Tracked);
+        Assert.True(limiter.TryEnter("d1.example"));
+        Assert.Equal(1, limiter.Tracked);
+    }
+}
