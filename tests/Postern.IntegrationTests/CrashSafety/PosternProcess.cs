@@ -36,20 +36,28 @@ internal sealed class PosternProcess : IDisposable
     /// <summary>Every line that tells of a refusal, a bounce or an error, however long ago (the tail above forgets).</summary>
     public IReadOnlyCollection<string> Notable => _notable;
 
-    /// <summary>Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.</summary>
-    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout)
+    /// <summary>
+    /// Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.
+    /// <paramref name="extra"/> adds or replaces top-level configuration sections (e.g. "Dns", "Delivery").
+    /// </summary>
+    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null)
     {
         var port = FreePort();
         var config = Path.Combine(Path.GetDirectoryName(dataDir)!, $"postern-{port}.json");
-        var json = JsonSerializer.Serialize(new
+        var settings = new Dictionary<string, object>
         {
-            Hostname = "mx.example.test",
-            DataDirectory = dataDir,
-            Domains = new[] { "example.test" },
-            Listeners = new[] { new { Name = "mx", Endpoint = $"127.0.0.1:{port}", Role = "mx" } },
-            Tls = new { Generate = true },
-            Accounts = new { PasswdFile = "passwd" },
-        });
+            ["Hostname"] = "mx.example.test",
+            ["DataDirectory"] = dataDir,
+            ["Domains"] = new[] { "example.test" },
+            ["Listeners"] = new[] { new { Name = "mx", Endpoint = $"127.0.0.1:{port}", Role = "mx" } },
+            ["Tls"] = new { Generate = true },
+            ["Accounts"] = new { PasswdFile = "passwd" },
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, object>())
+        {
+            settings[key] = value;
+        }
+        var json = JsonSerializer.Serialize(settings);
         await File.WriteAllTextAsync(config, json);
 
         var dll = Path.Combine(AppContext.BaseDirectory, "postern.dll");
