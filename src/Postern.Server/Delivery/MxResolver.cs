@@ -38,7 +38,9 @@ public sealed class MxResolver
         var options = servers.Count == 0
             ? new LookupClientOptions()
             : new LookupClientOptions(servers.Select(ParseServer).ToArray());
-        options.UseCache = false;
+        // Answers are kept for their TTL (failures are not), so a burst of mail to one domain asks once.
+        options.UseCache = true;
+        options.CacheFailedResults = false;
         options.ThrowDnsErrors = false;
         options.ContinueOnDnsError = false;
         options.Timeout = timeout ?? TimeSpan.FromSeconds(5);
