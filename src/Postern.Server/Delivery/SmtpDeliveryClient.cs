@@ -49,7 +49,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         _hostname = hostname;
         _time = time;
         _timeout = timeout ?? TimeSpan.FromMinutes(5);
-        _sweeper = time.CreateTimer(_ => Sweep(), null, IdleTime, IdleTime);
+        _sweeper = time.CreateTimer(_ => Sweep(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
     /// <summary>Connections opened so far (a measure of reuse, for tests and metrics).</summary>
