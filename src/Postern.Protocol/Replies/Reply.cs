@@ -27,6 +27,9 @@ public static class Reply
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Too many errors, closing connection");
     public static readonly SmtpReply TooManyConnections = new(421, "4.7.0", "Too many connections, try again later");
     public static readonly SmtpReply TooManyConnectionsFromIp = new(421, "4.7.0", "Too many connections from your address, try again later");
+    public static readonly SmtpReply ConnectionRateExceeded = new(421, "4.7.0", "Too many new connections from your address, try again later");
+    public static readonly SmtpReply MessageRateExceeded = new(450, "4.7.1", "Too many messages from you this hour, try again later");
+    public static readonly SmtpReply RecipientRateExceeded = new(452, "4.5.3", "Too many recipients from you this hour, try again later");
     public static readonly SmtpReply TooManyRecipients = new(452, "4.5.3", "Too many recipients");
     public static readonly SmtpReply DiskFull = new(452, "4.3.1", "Insufficient system storage, try again later");
     public static readonly SmtpReply LocalError = new(451, "4.3.0", "Local error in processing, try again later");

@@ -241,6 +241,13 @@ public static class ConfigurationLoader
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
         Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
+        Check(o.Limits.MaxConnectionsPerIpPerMinute >= 0, "Limits.MaxConnectionsPerIpPerMinute", "must be 0 (no limit) or more");
+        Check(o.Limits.MaxMessagesPerHourPerIp >= 0, "Limits.MaxMessagesPerHourPerIp", "must be 0 (no limit) or more");
+        Check(o.Limits.MaxRecipientsPerHourPerIp >= 0, "Limits.MaxRecipientsPerHourPerIp", "must be 0 (no limit) or more");
+        Check(o.Limits.MaxMessagesPerHourPerUser >= 0, "Limits.MaxMessagesPerHourPerUser", "must be 0 (no limit) or more");
+        Check(o.Limits.MaxRecipientsPerHourPerUser >= 0, "Limits.MaxRecipientsPerHourPerUser", "must be 0 (no limit) or more");
+        Check(o.Limits.TarpitAfterErrors >= 0, "Limits.TarpitAfterErrors", "must be 0 (never) or more");
+        Check(o.Limits.TarpitDelay >= TimeSpan.Zero && o.Limits.TarpitDelay <= TimeSpan.FromSeconds(30), "Limits.TarpitDelay", "must be between 0 and 30 seconds");
         Check(o.Limits.ShutdownTimeout >= TimeSpan.Zero, "Limits.ShutdownTimeout", "must not be negative");
         Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
         Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");

@@ -147,6 +147,27 @@ public sealed class LimitsOptions
     /// <summary>Refused commands per session before 421 and disconnect. Default 20 (as Postfix's smtpd_hard_error_limit).</summary>
     public int MaxErrors { get; set; } = 20;
 
+    /// <summary>New connections per client address (IPv6: per /64) per minute; 0: no limit. Default 100.</summary>
+    public int MaxConnectionsPerIpPerMinute { get; set; } = 100;
+
+    /// <summary>Messages per client address per hour, without AUTH; 0: no limit. Default 1000.</summary>
+    public int MaxMessagesPerHourPerIp { get; set; } = 1000;
+
+    /// <summary>Recipients per client address per hour, without AUTH; 0: no limit. Default 2000.</summary>
+    public int MaxRecipientsPerHourPerIp { get; set; } = 2000;
+
+    /// <summary>Messages per authenticated user per hour; 0: no limit. Default 500.</summary>
+    public int MaxMessagesPerHourPerUser { get; set; } = 500;
+
+    /// <summary>Recipients per authenticated user per hour; 0: no limit. Default 1000.</summary>
+    public int MaxRecipientsPerHourPerUser { get; set; } = 1000;
+
+    /// <summary>From this many errors in a session on, each error reply is held back (the tarpit); 0: never. Default 3.</summary>
+    public int TarpitAfterErrors { get; set; } = 3;
+
+    /// <summary>The first tarpit delay; the n-th error past the threshold waits n times this, at most ten times. Default 1 second.</summary>
+    public TimeSpan TarpitDelay { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Time a SIGTERM waits for transactions in flight. Default 30 seconds.</summary>
     public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }

@@ -3,9 +3,9 @@ using System.Net;
 namespace Postern.Server.Limits;
 
 /// <summary>
-/// Open connections in total and per client IP (SPEC §2 Limits). Refused connections are answered
-/// 421 4.7.0 at connect. The per-IP table only holds IPs with an open connection, so it is bounded
-/// by the total limit.
+/// Open connections in total and per client (SPEC §2 Limits; a client is an IPv4 address or an IPv6
+/// /64, see <see cref="ClientKey"/>). Refused connections are answered 421 4.7.0 at connect. The
+/// per-client table only holds clients with an open connection, so it is bounded by the total limit.
 /// </summary>
 public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
 {
@@ -19,6 +19,7 @@ public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
 
     public Result TryAcquire(IPAddress ip)
     {
+        ip = ClientKey.For(ip);
         lock (_gate)
         {
             if (_total >= maxTotal)
@@ -38,6 +39,7 @@ public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
 
     public void Release(IPAddress ip)
     {
+        ip = ClientKey.For(ip);
         lock (_gate)
         {
             if (_perIp.TryGetValue(ip, out var n))

@@ -20,6 +20,10 @@ public sealed class ServerContext
     public required IReadOnlyList<IPNetwork> TrustedNetworks { get; init; }
     /// <summary>Called once a message is committed, so delivery starts at once (without reading the envelope back).</summary>
     public required Action<SpooledMessage> Committed { get; init; }
+    /// <summary>Rates per client address and per user (made on first use from Options and TrustedNetworks).</summary>
+    public Limits.ClientLimits ClientLimits => LazyInitializer.EnsureInitialized(ref _clientLimits, () => new Limits.ClientLimits(Options.Limits, Time, IsTrusted));
+    private Limits.ClientLimits? _clientLimits;
+
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 

@@ -37,6 +37,11 @@ public sealed partial class SmtpSession
                 return;
             }
         }
+        if (!_ctx.ClientLimits.TryMessage(RemoteIp, _user))
+        {
+            Refuse("MAIL", Reply.MessageRateExceeded, _user is null ? $"messages per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"messages per hour of user {_user}");
+            return;
+        }
         _transaction = new Transaction(mail, QueueId.New(_ctx.Time.GetUtcNow()));
         _state = SessionState.Mail;
         Send(Reply.SenderOk);

@@ -44,6 +44,11 @@ public sealed partial class SmtpSession
                 }
                 break;
         }
+        if (!_ctx.ClientLimits.TryRecipient(RemoteIp, _user))
+        {
+            Refuse("RCPT", Reply.RecipientRateExceeded, _user is null ? $"recipients per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"recipients per hour of user {_user}");
+            return;
+        }
         t.Recipients.Add(new EnvelopeRecipient
         {
             Address = to.Address,

@@ -92,6 +92,20 @@ public sealed partial class SmtpSession : IAsyncDisposable
         });
         try
         {
+            if (!_ctx.ClientLimits.TryConnect(RemoteIp))
+            {
+                // Before any TLS handshake (cheap to refuse); on implicit TLS the client would not
+                // understand a clear-text reply, so it is only closed.
+                _errors++;
+                Log.Rejected(_ctx.Logger, _id, null, Ip, "CONNECT", Reply.ConnectionRateExceeded.Code, Reply.ConnectionRateExceeded.Enhanced, $"connections per minute from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}");
+                Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", Reply.ConnectionRateExceeded.Code));
+                if (_listener.Role != ListenerRole.Submissions)
+                {
+                    await TrySendFinalAsync(Reply.ConnectionRateExceeded);
+                }
+                _closeReason = "connection rate";
+                return;
+            }
             if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync())
             {
                 return;
@@ -138,7 +152,14 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 return;
             }
             _commands++;
+            var errorsBefore = _errors;
             await DispatchAsync(command);
+            if (_errors > errorsBefore && _errors < Options.Limits.MaxErrors && !_closing
+                && _ctx.ClientLimits.ErrorDelay(_errors) is { Ticks: > 0 } tarpit)
+            {
+                // The refusal waits (it is buffered, not yet sent): a guesser slows down, an honest client never gets here.
+                await Task.Delay(tarpit, _ctx.Time, _ctx.ShuttingDown).ConfigureAwait(false);
+            }
             if (_errors >= Options.Limits.MaxErrors && !_closing)
             {
                 Send(Reply.TooManyErrors);

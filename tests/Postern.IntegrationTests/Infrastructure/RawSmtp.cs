@@ -23,11 +23,14 @@ public sealed class RawSmtp : IAsyncDisposable
 
     public static TimeSpan ReadTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Connects (with implicit TLS when <paramref name="implicitTls"/>) and reads nothing yet.</summary>
-    public static async Task<RawSmtp> ConnectAsync(int port, bool implicitTls = false)
+    /// <summary>
+    /// Connects (with implicit TLS when <paramref name="implicitTls"/>) and reads nothing yet;
+    /// from <paramref name="from"/> (another loopback address, standing for another client) when given.
+    /// </summary>
+    public static async Task<RawSmtp> ConnectAsync(int port, bool implicitTls = false, System.Net.IPAddress? from = null, string host = "127.0.0.1")
     {
-        var tcp = new TcpClient();
-        await tcp.ConnectAsync("127.0.0.1", port);
+        var tcp = from is null ? new TcpClient() : new TcpClient(new System.Net.IPEndPoint(from, 0));
+        await tcp.ConnectAsync(host, port);
         Stream s = tcp.GetStream();
         if (implicitTls)
         {
@@ -39,9 +42,9 @@ public sealed class RawSmtp : IAsyncDisposable
     }
 
     /// <summary>Connects and reads the greeting.</summary>
-    public static async Task<RawSmtp> OpenAsync(int port, bool implicitTls = false, string? ehlo = "client.example")
+    public static async Task<RawSmtp> OpenAsync(int port, bool implicitTls = false, string? ehlo = "client.example", System.Net.IPAddress? from = null)
     {
-        var c = await ConnectAsync(port, implicitTls);
+        var c = await ConnectAsync(port, implicitTls, from);
         await c.ExpectAsync(220);
         if (ehlo is not null)
         {

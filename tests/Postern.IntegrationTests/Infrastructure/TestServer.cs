@@ -60,6 +60,9 @@ public sealed class TestServer : IAsyncDisposable
         ],
         Tls = new TlsOptions { Generate = true },
         Accounts = new AccountsOptions { FailureDelay = TimeSpan.FromMilliseconds(20) },
+        // The tarpit is tested on its own (RateLimits.cs, with an injected clock); elsewhere it would
+        // only slow tests down, and stall those that inject a clock for something else.
+        Limits = new LimitsOptions { TarpitAfterErrors = 0 },
         // Tests never ask a real resolver: nothing answers here, so remote mail simply defers.
         Dns = new DnsOptions { Servers = ["127.0.0.1:9"] },
         Aliases = new(StringComparer.OrdinalIgnoreCase)
