@@ -58,6 +58,8 @@ public static class ConfigurationLoader
             ["Listeners:2:Endpoint"] = "127.0.0.1:2465",
             ["Listeners:2:Role"] = "submissions",
             ["Tls:Generate"] = "true",
+            // Trying it out should not wait: the greeting pause is off (pregreet cannot be seen then).
+            ["Triage:GreetingPause"] = "00:00:00",
         };
     }
 
@@ -241,6 +243,8 @@ public static class ConfigurationLoader
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
         Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
+        Check(o.Triage.GreetingPause >= TimeSpan.Zero && o.Triage.GreetingPause <= TimeSpan.FromSeconds(60), "Triage.GreetingPause", "must be between 0 and 60 seconds (clients wait at most 5 minutes for a greeting, RFC 5321 §4.5.3.2.1)");
+        Check(o.Triage.CacheTime >= TimeSpan.Zero, "Triage.CacheTime", "must not be negative");
         Check(o.Limits.MaxConnectionsPerIpPerMinute >= 0, "Limits.MaxConnectionsPerIpPerMinute", "must be 0 (no limit) or more");
         Check(o.Limits.MaxMessagesPerHourPerIp >= 0, "Limits.MaxMessagesPerHourPerIp", "must be 0 (no limit) or more");
         Check(o.Limits.MaxRecipientsPerHourPerIp >= 0, "Limits.MaxRecipientsPerHourPerIp", "must be 0 (no limit) or more");

@@ -23,6 +23,7 @@ public sealed class PosternOptions
     public DnsOptions Dns { get; set; } = new();
     public DeliveryOptions Delivery { get; set; } = new();
     public LimitsOptions Limits { get; set; } = new();
+    public TriageOptions Triage { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
@@ -122,6 +123,18 @@ public sealed class DeliveryOptions
 
     /// <summary>Acknowledge durably, then drop instead of delivering (for benchmarks, like Postfix's discard transport). Default false.</summary>
     public bool Discard { get; set; }
+}
+
+public sealed class TriageOptions
+{
+    /// <summary>Connection triage on mx listeners (greeting pause, pregreet, early pipelining). Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>How long a new client waits for the greeting; talking meanwhile gets it refused. Default 6 seconds.</summary>
+    public TimeSpan GreetingPause { get; set; } = TimeSpan.FromSeconds(6);
+
+    /// <summary>How long a client that passed is spared the pause. Default 1 day.</summary>
+    public TimeSpan CacheTime { get; set; } = TimeSpan.FromDays(1);
 }
 
 public sealed class LimitsOptions

@@ -24,6 +24,10 @@ public sealed class ServerContext
     public Limits.ClientLimits ClientLimits => LazyInitializer.EnsureInitialized(ref _clientLimits, () => new Limits.ClientLimits(Options.Limits, Time, IsTrusted));
     private Limits.ClientLimits? _clientLimits;
 
+    /// <summary>Clients that passed connection triage lately (made on first use).</summary>
+    public Limits.TriageCache TriageCache => LazyInitializer.EnsureInitialized(ref _triageCache, () => new Limits.TriageCache(Time, Options.Triage.CacheTime));
+    private Limits.TriageCache? _triageCache;
+
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 

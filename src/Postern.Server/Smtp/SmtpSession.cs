@@ -106,6 +106,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = "connection rate";
                 return;
             }
+            if (!await GreetingPauseAsync())
+            {
+                return;
+            }
             if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync())
             {
                 return;
@@ -172,6 +176,13 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     private async Task DispatchAsync(SmtpCommand command)
     {
+        if (command is InvalidCommand { Verb: Verb.Unknown } nonSmtp && ReferenceEquals(nonSmtp.Reply, Reply.NonSmtpInput))
+        {
+            Refuse("line", nonSmtp.Reply);
+            _closing = true;
+            _closeReason = "non-SMTP input";
+            return;
+        }
         if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
         {
             Refuse("line", badLine.Reply);
@@ -201,7 +212,12 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         switch (command)
         {
-            case HeloCommand helo: Helo(helo); break;
+            case HeloCommand helo:
+                if (!PipelinedTooEarly())
+                {
+                    Helo(helo);
+                }
+                break;
             case MailCommand mail: Mail(mail); break;
             case RcptCommand rcpt: Rcpt(rcpt); break;
             case BdatCommand bdat: await BdatAsync(bdat); break;
@@ -347,7 +363,9 @@ public sealed partial class SmtpSession : IAsyncDisposable
         switch (status)
         {
             case LineStatus.Line:
-                command = CommandParser.Parse(line, Options.Domains[0]);
+                command = _commands == 0 && LooksLikeHttp(line.IsSingleSegment ? line.FirstSpan : line.ToArray())
+                    ? new InvalidCommand(Verb.Unknown, Reply.NonSmtpInput)
+                    : CommandParser.Parse(line, Options.Domains[0]);
                 break;
             case LineStatus.TooLong:
                 _skippingLongLine = true;

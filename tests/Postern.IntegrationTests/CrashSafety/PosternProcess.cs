@@ -52,6 +52,10 @@ internal sealed class PosternProcess : IDisposable
             ["Listeners"] = new[] { new { Name = "mx", Endpoint = $"127.0.0.1:{port}", Role = "mx" } },
             ["Tls"] = new { Generate = true },
             ["Accounts"] = new { PasswdFile = "passwd" },
+            // These clients write without waiting for the greeting's pause: triage is tested elsewhere.
+            ["Triage"] = new { Enabled = false },
+            // Thousands of connections from 127.0.0.1 in a few seconds: rates are tested elsewhere (RateLimits.cs).
+            ["Limits"] = new { MaxConnectionsPerIpPerMinute = 0, MaxMessagesPerHourPerIp = 0, MaxRecipientsPerHourPerIp = 0 },
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, object>())
         {

@@ -63,6 +63,8 @@ public sealed class TestServer : IAsyncDisposable
         // The tarpit is tested on its own (RateLimits.cs, with an injected clock); elsewhere it would
         // only slow tests down, and stall those that inject a clock for something else.
         Limits = new LimitsOptions { TarpitAfterErrors = 0 },
+        // Connection triage likewise (ConnectionTriage.cs): many tests write a whole dialogue at once.
+        Triage = new TriageOptions { Enabled = false },
         // Tests never ask a real resolver: nothing answers here, so remote mail simply defers.
         Dns = new DnsOptions { Servers = ["127.0.0.1:9"] },
         Aliases = new(StringComparer.OrdinalIgnoreCase)

@@ -1,0 +1,106 @@
+using System.Buffers;
+using Postern.Protocol.Replies;
+using Postern.Server.Configuration;
+using Postern.Server.Logging;
+
+namespace Postern.Server.Smtp;
+
+/// <summary>
+/// Connection triage on the mx role, after Postfix's postscreen: spam bots are impatient and
+/// careless, real mail servers are neither. A client that is not trusted and has not passed lately
+/// is greeted only after Triage.GreetingPause; one that talks before the greeting (pregreet) is
+/// refused, as is one that sends its next commands before the EHLO reply could have allowed
+/// pipelining. HTTP and other non-SMTP input is refused on every role. A client that passes is
+/// remembered for Triage.CacheTime, so good servers pay the pause once.
+/// </summary>
+public sealed partial class SmtpSession
+{
+    private static readonly string[] HttpMethods = ["GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ", "CONNECT ", "DELETE ", "PATCH "];
+
+    /// <summary>True while this session is still on trial (mx role, triage on, not trusted, not cached).</summary>
+    private bool _onTrial;
+
+    private bool TriageApplies => _listener.Role == ListenerRole.Mx && Options.Triage.Enabled
+        && !_ctx.IsTrusted(RemoteIp) && !_ctx.TriageCache.HasPassed(RemoteIp);
+
+    /// <summary>The greeting pause; false when the client talked first and was sent away.</summary>
+    private async Task<bool> GreetingPauseAsync()
+    {
+        _onTrial = TriageApplies;
+        if (!_onTrial || Options.Triage.GreetingPause <= TimeSpan.Zero)
+        {
+            return true;
+        }
+        // CancelPendingRead ends the wait without an exception and leaves the reader usable.
+        await using (var timer = _ctx.Time.CreateTimer(_ => _reader.CancelPendingRead(), null, Options.Triage.GreetingPause, Timeout.InfiniteTimeSpan))
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync(_ctx.ShuttingDown);
+                if (result.IsCanceled)
+                {
+                    return true; // quiet through the pause, as a real server is
+                }
+                if (result.Buffer.IsEmpty && !result.IsCompleted)
+                {
+                    _reader.AdvanceTo(result.Buffer.Start);
+                    continue;
+                }
+                if (result.Buffer.IsEmpty)
+                {
+                    _closeReason = "client closed connection";
+                    return false;
+                }
+                var first = Prefix(result.Buffer);
+                _reader.AdvanceTo(result.Buffer.End);
+                var http = LooksLikeHttp(first);
+                Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
+                _closeReason = http ? "non-SMTP input" : "pregreet";
+                await FlushAsync();
+                return false;
+            }
+        }
+    }
+
+    /// <summary>At HELO/EHLO: refuses a client on trial that already sent more commands; otherwise it passes.</summary>
+    private bool PipelinedTooEarly()
+    {
+        if (!_onTrial)
+        {
+            return false;
+        }
+        if (_reader.TryRead(out var waiting))
+        {
+            var early = !waiting.Buffer.IsEmpty;
+            _reader.AdvanceTo(waiting.Buffer.Start);
+            if (early)
+            {
+                Refuse("EHLO", Reply.EarlyPipelining, "commands sent before the EHLO reply");
+                _closing = true;
+                _closeReason = "early pipelining";
+                return true;
+            }
+        }
+        _onTrial = false;
+        _ctx.TriageCache.Pass(RemoteIp);
+        return false;
+    }
+
+    /// <summary>An HTTP request line (a browser, a proxy probe, a scanner) instead of SMTP.</summary>
+    internal static bool LooksLikeHttp(ReadOnlySpan<byte> line)
+    {
+        foreach (var m in HttpMethods)
+        {
+            if (line.Length >= m.Length && System.Text.Ascii.EqualsIgnoreCase(line[..m.Length], m))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static byte[] Prefix(ReadOnlySequence<byte> buffer) => buffer.Slice(0, Math.Min(buffer.Length, 64)).ToArray();
+
+    private static string Printable(byte[] bytes) =>
+        new(System.Text.Encoding.ASCII.GetString(bytes).Select(c => c is >= ' ' and < '\x7f' ? c : '.').ToArray());
+}
