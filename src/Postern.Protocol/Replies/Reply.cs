@@ -75,6 +75,10 @@ public static class Reply
     public static readonly SmtpReply AddressLiteralRefused = new(550, "5.1.2", "Address literals are not accepted as recipients");
     public static readonly SmtpReply MessageTooBig = new(552, "5.3.4", "Message size exceeds fixed maximum message size");
     public static readonly SmtpReply BareLineEndingInData = new(554, "5.6.0", "Bare CR or LF in message content; lines must end with CRLF. Closing connection");
+    public static readonly SmtpReply HeaderTooLarge = new(552, "5.3.4", "Message header section is too large");
+    public static readonly SmtpReply TooManyHeaderFields = new(552, "5.3.4", "Message has too many header fields");
+    public static readonly SmtpReply TooManyHops = new(554, "5.4.6", "Too many hops (Received fields): mail loop?");
+    public static readonly SmtpReply DataTooSlow = new(421, "4.4.2", "Message data arrives too slowly, closing connection");
     public static readonly SmtpReply TextLineTooLong = new(554, "5.6.0", "Message content has a line longer than 1000 octets");
     public static readonly SmtpReply Utf8AddressNeedsSmtpUtf8 = new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");
 }

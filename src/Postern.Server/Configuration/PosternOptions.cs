@@ -157,6 +157,18 @@ public sealed class LimitsOptions
     /// <summary>Waiting for the next block of message data. Default 3 minutes (RFC 5321 §4.5.3.2.6).</summary>
     public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(3);
 
+    /// <summary>Slowest accepted DATA/BDAT rate in octets per second, once DataTimeout has passed; 0: none. Default 500 (as Postfix's smtpd_min_data_rate).</summary>
+    public int MinDataRate { get; set; } = 500;
+
+    /// <summary>Largest header section accepted, in octets. Default 1 MiB.</summary>
+    public int MaxHeaderSize { get; set; } = 1024 * 1024;
+
+    /// <summary>Most header fields accepted. Default 1000.</summary>
+    public int MaxHeaderFields { get; set; } = 1000;
+
+    /// <summary>Most Received fields (hops) accepted before a message is taken for a loop. Default 50 (as Postfix's hopcount_limit).</summary>
+    public int MaxHops { get; set; } = 50;
+
     /// <summary>Refused commands per session before 421 and disconnect. Default 20 (as Postfix's smtpd_hard_error_limit).</summary>
     public int MaxErrors { get; set; } = 20;
 

@@ -25,12 +25,12 @@ public sealed partial class SmtpSession
             _state = SessionState.Bdat;
         }
         var checker = t.Bdat!;
-        IBufferWriter<byte> sink = (IBufferWriter<byte>?)t.Fixup ?? t.Writer!;
+        IBufferWriter<byte> sink = t.Headers!;
         t.InData = true;
         var remaining = bdat.Size;
         while (remaining > 0)
         {
-            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var result = await ReadAsync(DataReadTimeout(t, checker.Size));
             var buffer = result.Buffer;
             var take = buffer.Slice(0, Math.Min(remaining, buffer.Length));
             foreach (var segment in take)
@@ -63,7 +63,7 @@ public sealed partial class SmtpSession
             Send(Reply.ChunkOk(bdat.Size));
             return;
         }
-        await FinishMessageAsync(t, checker.Size, ContentRefusal(checker));
+        await FinishMessageAsync(t, checker.Size, ContentRefusal(checker, t.Headers!));
     }
 
     /// <summary>Reads and drops a chunk that will not be used.</summary>

@@ -27,10 +27,10 @@ public sealed partial class SmtpSession
         await FlushAsync();
         t.InData = true;
         var data = new DataReader(Options.Limits.MaxMessageSize);
-        IBufferWriter<byte> sink = (IBufferWriter<byte>?)t.Fixup ?? t.Writer!;
+        IBufferWriter<byte> sink = t.Headers!;
         while (true)
         {
-            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var result = await ReadAsync(DataReadTimeout(t, data.Size));
             var status = data.Read(result.Buffer, sink, out var consumed);
             _reader.AdvanceTo(consumed, status == DataStatus.NeedMore ? result.Buffer.End : consumed);
             _needMoreInput = status == DataStatus.NeedMore;
@@ -49,16 +49,38 @@ public sealed partial class SmtpSession
             }
         }
         t.InData = false;
-        await FinishMessageAsync(t, data.Size, ContentRefusal(data));
+        await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!));
+    }
+
+    /// <summary>
+    /// How long the next read of message data may wait: Limits.DataTimeout, but never past the
+    /// deadline the minimum data rate sets (DataTimeout, plus one second per Limits.MinDataRate
+    /// octets received), so that a client trickling a few octets at a time (slowloris) cannot hold
+    /// a session for ever. Passing the deadline ends the session as a data timeout does.
+    /// </summary>
+    private TimeSpan DataReadTimeout(Transaction t, long octets)
+    {
+        var timeout = Options.Limits.DataTimeout;
+        if (Options.Limits.MinDataRate <= 0)
+        {
+            return timeout;
+        }
+        var deadline = t.DataStarted + timeout + TimeSpan.FromSeconds((double)octets / Options.Limits.MinDataRate);
+        var left = deadline - _ctx.Time.GetUtcNow();
+        _slowData = left < timeout;
+        return _slowData ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : timeout;
     }
 
     private static readonly SmtpReply NulInContent = Reply.TextLineTooLong.WithText("Message content has a NUL character");
 
     /// <summary>The refusal for content that broke a rule, or null when it may be committed.</summary>
-    private static SmtpReply? ContentRefusal(ContentReader content) =>
+    private SmtpReply? ContentRefusal(ContentReader content, HeaderGuard headers) =>
         content.TooBig ? Reply.MessageTooBig
         : content.LineTooLong ? Reply.TextLineTooLong
         : content.HasNul ? NulInContent
+        : headers.HeaderBytes > Options.Limits.MaxHeaderSize ? Reply.HeaderTooLarge
+        : headers.Fields > Options.Limits.MaxHeaderFields ? Reply.TooManyHeaderFields
+        : headers.Hops > Options.Limits.MaxHops ? Reply.TooManyHops
         : null;
 
     /// <summary>Opens the spool file and writes the Received header; false (with the reply sent) if the disk refuses.</summary>
@@ -101,6 +123,8 @@ public sealed partial class SmtpSession
                 () => $"<{t.Id.Value}.{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}@{Options.Hostname}>",
                 () => FormatDate(now));
         }
+        t.Headers = new HeaderGuard((IBufferWriter<byte>?)t.Fixup ?? t.Writer);
+        t.DataStarted = _ctx.Time.GetUtcNow();
         return true;
     }
 

@@ -48,6 +48,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private int _recipients;
     private int _errors;
     private int _commands;
+    private bool _slowData; // the current data read waits on the minimum-rate deadline, not the plain timeout
 
     public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
     {
@@ -119,8 +120,9 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : _transaction?.InData == true ? Reply.DataTimeout : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? "shutdown" : "timeout";
+            var inData = _transaction?.InData == true;
+            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : Reply.CommandTimeout);
+            _closeReason = _shutdownRequested ? "shutdown" : inData && _slowData ? "data too slow" : "timeout";
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -329,9 +331,13 @@ public sealed partial class SmtpSession : IAsyncDisposable
     /// <summary>Reads and parses the next command; null when the client has gone.</summary>
     private async ValueTask<SmtpCommand?> ReadCommandAsync()
     {
+        // One deadline for the whole line: a client sending a byte now and then (slowloris) does
+        // not get a fresh timeout with each byte.
+        var deadline = _ctx.Time.GetUtcNow() + Options.Limits.CommandTimeout;
         while (true)
         {
-            var result = await ReadAsync(Options.Limits.CommandTimeout);
+            var left = deadline - _ctx.Time.GetUtcNow();
+            var result = await ReadAsync(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
             var buffer = result.Buffer;
             var (command, status) = ParseOne(ref buffer);
             if (command is not null)
