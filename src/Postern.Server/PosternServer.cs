@@ -13,8 +13,10 @@ namespace Postern.Server;
 
 /// <summary>
 /// The whole server: listeners, sessions, the spool and local delivery, wired together.
-/// Start binds every listener and recovers the queue; StopAsync drains (SIGTERM): listeners close,
-/// idle sessions get 421 4.3.2, transactions in flight finish, then delivery stops.
+/// Start takes the data directory's lock (queue/server.lock: one server per data directory, and
+/// `postern queue` knows one runs), binds every listener, recovers the queue and starts taking
+/// `postern queue` requests; StopAsync drains (SIGTERM): listeners close, idle sessions get 421
+/// 4.3.2, transactions in flight finish, then delivery stops. The lock goes with DisposeAsync.
 /// </summary>
 public sealed class PosternServer : IAsyncDisposable
 {
@@ -27,6 +29,8 @@ public sealed class PosternServer : IAsyncDisposable
     private readonly List<Task> _acceptLoops = [];
     private readonly SessionTracker _sessions = new();
     private Task? _delivery;
+    private Task? _control;
+    private FileStream? _lock;
     private readonly SmtpDeliveryClient _outbound;
 
     public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
@@ -85,8 +89,25 @@ public sealed class PosternServer : IAsyncDisposable
     private static Dictionary<string, List<string>> NormalizeAliases(Dictionary<string, List<string>> aliases) =>
         aliases.ToDictionary(kv => kv.Key.ToLowerInvariant(), kv => kv.Value, StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Binds every listener (so a port in use fails here), recovers the queue and starts serving.</summary>
+    /// <summary>Takes the data directory's lock (another server holding it fails here), binds every listener (so does a port in use), recovers the queue and starts serving.</summary>
     public void Start()
+    {
+        // One server per data directory; a `postern queue` command holds the lock only for a moment.
+        _lock = Control.Lock(TimeSpan.FromSeconds(5))
+            ?? throw new IOException($"another Postern server is using {_options.DataDirectory} (it holds {Control.LockPath})");
+        try
+        {
+            StartHoldingTheLock();
+        }
+        catch
+        {
+            _lock.Dispose();
+            _lock = null;
+            throw;
+        }
+    }
+
+    private void StartHoldingTheLock()
     {
         var limiter = new ConnectionLimiter(_options.Limits.MaxConnections, _options.Limits.MaxConnectionsPerIp);
         foreach (var l in _options.Listeners)
@@ -99,6 +120,8 @@ public sealed class PosternServer : IAsyncDisposable
         var recovered = Runner.Recover();
         Log.QueueRecovered(_logger, recovered, Directory.EnumerateFiles(Spool.CorruptDir).Count());
         _delivery = Runner.RunAsync(_stopDelivery.Token);
+        // `postern queue` hands its requests to the running server through queue/control/.
+        _control = Task.Run(() => Control.ServeAsync(Runner.ApplyAsync, (request, e) => Log.QueueControlFailed(_logger, request, e.Message, e), _stopDelivery.Token));
         for (var i = 0; i < _listeners.Count; i++)
         {
             var l = _options.Listeners[i];
@@ -121,6 +144,10 @@ public sealed class PosternServer : IAsyncDisposable
         {
             await _delivery;
         }
+        if (_control is not null)
+        {
+            await _control;
+        }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
         Log.Stopped(_logger, _sessions.Count);
     }
@@ -132,6 +159,10 @@ public sealed class PosternServer : IAsyncDisposable
             await StopAsync("dispose");
         }
         await Spool.DisposeAsync();
+        if (_lock is not null)
+        {
+            await _lock.DisposeAsync();
+        }
         _draining.Dispose();
         _stopDelivery.Dispose();
     }

@@ -17,7 +17,8 @@ namespace Postern.Server.Delivery;
 /// doubles per attempt until Delivery.MaxQueueLifetime. Each recipient's outcome is written to
 /// queue/state before the message is removed, so a crash repeats a delivery at worst and never
 /// loses one. A message one worker holds is never processed by another at the same time; a held
-/// message (queue/hold/ID) is not processed at all.
+/// message (queue/hold/ID) is not processed at all. What `postern queue` asks of a message (retry,
+/// bounce) is applied by the worker that takes it, before anything else (QueueRunner.Control.cs).
 /// </summary>
 public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? remote, BounceWriter? bounces,
     Configuration.DeliveryOptions options, ILogger logger, TimeProvider time, QueueControl? control = null)
@@ -112,8 +113,26 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     /// <summary>Delivers what is due now; returns true when the message left the queue.</summary>
     public async Task<bool> ProcessAsync(QueueId id, SpooledMessage? known = null, CancellationToken cancellationToken = default)
     {
-        if (control?.IsHeld(id) == true)
+        // What `postern queue` asked for this message is applied first, by this worker alone.
+        var order = TakeOrder(id);
+        try
         {
+            return await ProcessAsync(id, known, order, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            order?.Finish(logger);
+        }
+    }
+
+    private async Task<bool> ProcessAsync(QueueId id, SpooledMessage? known, Order? order, CancellationToken cancellationToken)
+    {
+        if (control?.IsHeld(id) == true && order?.Bounce != true)
+        {
+            if (order is not null)
+            {
+                order.Reply = QueueControl.OnHold(id);
+            }
             return false; // `postern queue release` brings it back
         }
         SpooledMessage message;
@@ -123,20 +142,27 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         }
         catch (FileNotFoundException)
         {
-            return true; // deleted meanwhile (postern queue delete)
+            if (order is not null)
+            {
+                order.Reply = ControlReply.NotFound(id.Value);
+            }
+            // Deleted meanwhile (postern queue delete): drop a state file a pass busy with it at the time may have written since.
+            spool.Remove(id);
+            return true;
         }
         catch (InvalidDataException e)
         {
             var moved = spool.MoveToCorrupt(id);
             Log.QueueCorrupt(logger, id.Value, moved, e.Message);
+            if (order is not null)
+            {
+                order.Reply = new ControlReply("failed", $"{id} is unreadable ({e.Message}); moved to {moved}", Ok: false);
+            }
             return true;
         }
-        var state = spool.ReadState(id) ?? new DeliveryState
-        {
-            Recipients = message.Envelope.Recipients.Select(r => new RecipientState { Address = r.Address, Local = r.Local }).ToList(),
-        };
-        var changed = false;
+        var state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
         var now = time.GetUtcNow();
+        var changed = order is not null && ApplyOrder(message, state, order, now);
         foreach (var r in state.Recipients.ToList())
         {
             if (r.Status is "delivered" or "bounced" || (!r.Local && !discard))
@@ -155,7 +181,12 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         // Tell the sender (one report per kind and pass), before the state says it was told.
         if (bounces is not null && File.Exists(message.Path))
         {
-            changed |= await NotifyAsync(message, state, r => r.Status == "bounced" && !r.Notified, DsnAction.Failed, r => r.Notified = true).ConfigureAwait(false);
+            var failed = new List<SpooledMessage>();
+            changed |= await NotifyAsync(message, state, r => r.Status == "bounced" && !r.Notified, _ => DsnAction.Failed, r => r.Notified = true, failed).ConfigureAwait(false);
+            if (order is not null)
+            {
+                NoteBounceSent(order, message, failed);
+            }
             changed |= await NotifyAsync(message, state, r => r.Status == "delivered" && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
             var late = time.GetUtcNow() - message.Envelope.Received >= options.DelayWarningAfter;
             changed |= late && await NotifyAsync(message, state, r => r.Status == "deferred" && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
@@ -164,6 +195,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         if (state.Recipients.All(r => r.Status is "delivered" or "bounced" && r.Notified))
         {
             spool.Remove(id);
+            control?.Release(id);
             Log.Removed(logger, id.Value, "delivered");
             return true;
         }
@@ -188,8 +220,9 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     private Task<bool> NotifyAsync(SpooledMessage message, DeliveryState state, Func<RecipientState, bool> which, DsnAction action, Action<RecipientState> mark) =>
         NotifyAsync(message, state, which, _ => action, mark);
 
-    /// <summary>Queues one report for the recipients selected, grouped by the action each needs (null: none).</summary>
-    private async Task<bool> NotifyAsync(SpooledMessage message, DeliveryState state, Func<RecipientState, bool> which, Func<RecipientState, DsnAction?> action, Action<RecipientState> mark)
+    /// <summary>Queues one report for the recipients selected, grouped by the action each needs (null: none); <paramref name="queued"/> collects the reports.</summary>
+    private async Task<bool> NotifyAsync(SpooledMessage message, DeliveryState state, Func<RecipientState, bool> which, Func<RecipientState, DsnAction?> action, Action<RecipientState> mark,
+        List<SpooledMessage>? queued = null)
     {
         var selected = state.Recipients.Where(which).ToList();
         foreach (var group in selected.Where(r => action(r) is not null).GroupBy(r => action(r)!.Value))
@@ -198,6 +231,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             if (dsn is not null)
             {
                 Log.BounceQueued(logger, message.Id.Value, dsn.Id.Value, dsn.Envelope.Recipients[0].Address, group.Count());
+                queued?.Add(dsn);
                 Enqueue(dsn.Id, dsn);
             }
         }

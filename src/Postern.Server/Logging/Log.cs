@@ -71,6 +71,12 @@ public static partial class Log
     [LoggerMessage(27, LogLevel.Error, "queue_id={queue_id} session={session} reason={reason}", EventName = "commit_failed")]
     public static partial void CommitFailed(ILogger logger, string queue_id, string session, string reason);
 
+    [LoggerMessage(50, LogLevel.Information, "queue_id={queue_id} action={action} result={result} detail={detail}", EventName = "queue_control")]
+    public static partial void QueueControl(ILogger logger, string queue_id, string action, string result, string detail);
+
+    [LoggerMessage(51, LogLevel.Error, "request={request} reason={reason}", EventName = "queue_control_failed")]
+    public static partial void QueueControlFailed(ILogger logger, string request, string reason, Exception exception);
+
     [LoggerMessage(30, LogLevel.Information, "file={file} entries={entries}", EventName = "reloaded")]
     public static partial void Reloaded(ILogger logger, string file, int entries);
 

@@ -1,19 +1,83 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
 namespace Postern.Server.Queue;
 
+/// <summary>What `postern queue` asks of the queue (SPEC §1): flush, retry, hold, release, bounce, delete.</summary>
+public sealed class ControlRequest
+{
+    /// <summary>flush, retry, hold, release, bounce or delete.</summary>
+    public string Action { get; set; } = "";
+
+    /// <summary>The message; null for flush.</summary>
+    public string? Id { get; set; }
+
+    /// <summary>When the command asked; a server that finds an old request (its command gave up long ago) drops it.</summary>
+    public DateTimeOffset Requested { get; set; }
+}
+
 /// <summary>
-/// The administrator's hand on the queue, kept in files so that it works whether or not the server
-/// runs: <c>queue/hold/ID</c> (empty) marks a message on hold; the delivery workers leave it alone
-/// until the marker is gone (<c>postern queue hold|release</c>).
+/// What became of a <see cref="ControlRequest"/>. <see cref="Result"/> is one word (held, released,
+/// retrying, bounced, deleted, not_found, already_held, not_held, on_hold, nothing_to_bounce,
+/// pending, failed); <see cref="Detail"/> says it in a sentence.
+/// </summary>
+public sealed record ControlReply(string Result, string Detail, bool Ok = true)
+{
+    /// <summary>Messages the action reached (flush: how many were retried).</summary>
+    public int Messages { get; init; }
+
+    public static ControlReply NotFound(string id) => new("not_found", $"no message {id} in the queue", Ok: false);
+}
+
+[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(ControlRequest))]
+[JsonSerializable(typeof(ControlReply))]
+internal sealed partial class ControlJson : JsonSerializerContext
+{
+}
+
+/// <summary>
+/// The administrator's hand on the queue (`postern queue`), kept in files so that it works whether
+/// or not the server runs (docs/queue-format.md):
+/// <list type="bullet">
+/// <item><c>queue/server.lock</c> is held (flock, exclusive) by the running server from start to
+/// dispose; a command that gets the lock knows no server runs and acts on the files itself, holding
+/// the lock meanwhile so that a server starting cannot race it. Commands take turns on
+/// <c>queue/control.lock</c> first, so a server lock found taken is the server's, not another command's.</item>
+/// <item><c>queue/hold/ID</c> (empty) marks a message on hold; the delivery workers leave it alone
+/// until the marker is gone.</item>
+/// <item><c>queue/control/NAME.request</c> hands a request to the running server, which claims it
+/// (renames it to <c>.claimed</c>), applies it and answers in <c>NAME.reply</c>. A command that hears
+/// nothing withdraws its request (renames it to <c>.withdrawn</c>); of the two renames only one wins.</item>
+/// </list>
 /// </summary>
 public sealed class QueueControl
 {
+    public const string LockFileName = "server.lock";
+    // Requests and replies hold no mail, and the data directory (0700) guards them: readable, so that
+    // a command run as root and a server run as its own user understand each other.
+    private const UnixFileMode Shared = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+    /// <summary>The detail a recipient bounced by `postern queue bounce` carries (and its DSN shows).</summary>
+    public const string BounceDetail = "5.0.0 Bounced by the administrator (postern queue bounce)";
+    // The watcher is the fast path; the scan catches what it missed (an inotify queue overflow, a
+    // file system that does not tell).
+    private static readonly TimeSpan ScanInterval = TimeSpan.FromSeconds(2);
+    // A request older than this was given up by its command (which waits ten seconds).
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromMinutes(1);
+
     public QueueControl(string queueDirectory)
     {
+        QueueDirectory = queueDirectory;
         HoldDir = Path.Combine(queueDirectory, "hold");
+        ControlDir = Path.Combine(queueDirectory, "control");
         Directory.CreateDirectory(HoldDir);
+        Directory.CreateDirectory(ControlDir);
     }
 
+    public string QueueDirectory { get; }
     public string HoldDir { get; }
+    public string ControlDir { get; }
+    public string LockPath => Path.Combine(QueueDirectory, LockFileName);
 
     public bool IsHeld(QueueId id) => File.Exists(Path.Combine(HoldDir, id.Value));
 
@@ -25,7 +89,8 @@ public sealed class QueueControl
         {
             return false;
         }
-        File.WriteAllBytes(path, []);
+        // Durable like the rest of the queue: a hold must survive a crash.
+        SafeFile.WriteAllBytes(path, [], Durability.Instance);
         return true;
     }
 
@@ -39,5 +104,351 @@ public sealed class QueueControl
         }
         File.Delete(path);
         return true;
+    }
+
+    /// <summary>
+    /// Takes the server lock if nobody holds it, else null. FileShare.None is an exclusive flock(2)
+    /// on Linux, released by the kernel when the process dies, so a crashed server leaves no stale lock.
+    /// </summary>
+    public FileStream? TryLock() => TryLockFile(LockPath);
+
+    /// <summary>Takes the server lock, waiting up to <paramref name="patience"/> for a `postern queue` command that holds it for a moment; null if it stays taken.</summary>
+    public FileStream? Lock(TimeSpan patience) => LockFile(LockPath, patience);
+
+    /// <summary>
+    /// Takes the commands' lock (<c>queue/control.lock</c>, which no server takes), so that `postern
+    /// queue` commands take turns: one that then finds the server lock taken knows a server holds it.
+    /// </summary>
+    public FileStream? LockForCommand(TimeSpan patience) => LockFile(Path.Combine(QueueDirectory, "control.lock"), patience);
+
+    private static FileStream? TryLockFile(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            return null; // EWOULDBLOCK: someone holds it
+        }
+    }
+
+    private static FileStream? LockFile(string path, TimeSpan patience)
+    {
+        var deadline = Environment.TickCount64 + (long)patience.TotalMilliseconds;
+        while (true)
+        {
+            var held = TryLockFile(path);
+            if (held is not null || Environment.TickCount64 >= deadline)
+            {
+                return held;
+            }
+            Thread.Sleep(25);
+        }
+    }
+
+    // ---- The command's side: hand a request to the running server and wait for its reply. ----
+
+    /// <summary>Writes a request for the running server; returns its name (to wait for the reply).</summary>
+    public string Submit(ControlRequest request)
+    {
+        var name = Guid.NewGuid().ToString("N");
+        // Temp file, then rename: the server never sees half a request.
+        SafeFile.WriteAllBytes(Path.Combine(ControlDir, name + ".request"), JsonSerializer.SerializeToUtf8Bytes(request, ControlJson.Default.ControlRequest), Durability.Instance, Shared);
+        return name;
+    }
+
+    /// <summary>
+    /// Waits for the server's reply to request <paramref name="name"/>; null when none came within
+    /// <paramref name="timeout"/> and the request was withdrawn before the server took it.
+    /// </summary>
+    public ControlReply? WaitForReply(string name, TimeSpan timeout)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var request = Path.Combine(ControlDir, name + ".request");
+        var reply = Path.Combine(ControlDir, name + ".reply");
+        var taken = false;
+        while (true)
+        {
+            try
+            {
+                var r = JsonSerializer.Deserialize(File.ReadAllBytes(reply), ControlJson.Default.ControlReply);
+                SafeFile.TryDelete(reply);
+                return r;
+            }
+            catch (FileNotFoundException)
+            {
+            }
+            if (Environment.TickCount64 >= deadline)
+            {
+                if (taken)
+                {
+                    return new ControlReply("pending", "the server took the request but has not answered yet; its log says what became of it (event=queue_control)");
+                }
+                try
+                {
+                    // Withdraw it. The rename races the server's claim (also a rename): one of them wins.
+                    var withdrawn = Path.Combine(ControlDir, name + ".withdrawn");
+                    File.Move(request, withdrawn);
+                    SafeFile.TryDelete(withdrawn);
+                    return null;
+                }
+                catch (FileNotFoundException)
+                {
+                    // The server took it: give it a little longer to answer.
+                    taken = true;
+                    deadline += 5000;
+                }
+            }
+            Thread.Sleep(20);
+        }
+    }
+
+    // ---- The server's side: watch control/, apply each request, answer. ----
+
+    /// <summary>
+    /// Applies every request that arrives in control/ until <paramref name="stop"/> fires: noticed by a
+    /// file system watcher, and by a scan every two seconds in case the watcher missed one.
+    /// </summary>
+    public async Task ServeAsync(Func<ControlRequest, CancellationToken, Task<ControlReply>> apply, Action<string, Exception> failed, CancellationToken stop)
+    {
+        foreach (var leftover in Directory.EnumerateFiles(ControlDir).Where(f => Path.GetExtension(f) is ".claimed" or ".reply" or ".withdrawn"))
+        {
+            SafeFile.TryDelete(leftover); // claims and replies of a server that stopped; nobody waits for them now
+        }
+        using var signal = new SemaphoreSlim(0);
+        FileSystemWatcher? watcher = null;
+        try
+        {
+            watcher = new FileSystemWatcher(ControlDir, "*.request") { NotifyFilter = NotifyFilters.FileName };
+            watcher.Created += (_, _) => Wake(signal);
+            watcher.Renamed += (_, _) => Wake(signal);
+            watcher.EnableRaisingEvents = true;
+        }
+        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
+        {
+            // (e.g. no inotify instance left): the scan alone still finds every request.
+            failed("watch", e);
+            watcher?.Dispose();
+            watcher = null;
+        }
+        var running = new List<Task>();
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                running.RemoveAll(t => t.IsCompleted);
+                try
+                {
+                    foreach (var file in Directory.EnumerateFiles(ControlDir, "*.request"))
+                    {
+                        running.Add(HandleAsync(file, apply, failed, stop));
+                    }
+                }
+                catch (IOException e)
+                {
+                    failed("scan", e);
+                }
+                try
+                {
+                    await signal.WaitAsync(ScanInterval, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+            await Task.WhenAll(running).ConfigureAwait(false);
+        }
+        finally
+        {
+            watcher?.Dispose();
+        }
+    }
+
+    private static void Wake(SemaphoreSlim signal)
+    {
+        if (signal.CurrentCount == 0)
+        {
+            try
+            {
+                signal.Release();
+            }
+            catch (ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    private async Task HandleAsync(string file, Func<ControlRequest, CancellationToken, Task<ControlReply>> apply, Action<string, Exception> failed, CancellationToken stop)
+    {
+        var name = Path.GetFileNameWithoutExtension(file);
+        var claimed = Path.Combine(ControlDir, name + ".claimed");
+        try
+        {
+            // The rename is the claim: the command withdraws a request by renaming it too, and only one wins.
+            File.Move(file, claimed);
+        }
+        catch (IOException)
+        {
+            return;
+        }
+        try
+        {
+            ControlReply reply;
+            ControlRequest? request = null;
+            try
+            {
+                request = JsonSerializer.Deserialize(File.ReadAllBytes(claimed), ControlJson.Default.ControlRequest);
+            }
+            catch (JsonException)
+            {
+            }
+            if (request is null)
+            {
+                reply = new ControlReply("failed", "the request is not readable", Ok: false);
+            }
+            else if (DateTimeOffset.UtcNow - request.Requested > StaleAfter)
+            {
+                // Its command gave up long ago (and said so): acting now would surprise everyone.
+                SafeFile.TryDelete(claimed);
+                return;
+            }
+            else
+            {
+                reply = await apply(request, stop).ConfigureAwait(false);
+            }
+            SafeFile.WriteAllBytes(Path.Combine(ControlDir, name + ".reply"), JsonSerializer.SerializeToUtf8Bytes(reply, ControlJson.Default.ControlReply), Durability.Instance, Shared);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            failed(name, e);
+        }
+        finally
+        {
+            SafeFile.TryDelete(claimed);
+        }
+    }
+
+    // ---- No server running: the command acts on the files itself (holding the lock). ----
+
+    /// <summary>
+    /// Applies a request to the spool files while no server runs (the caller holds the lock). What
+    /// needs the server — a delivery, a bounce message — happens when it next starts.
+    /// </summary>
+    public ControlReply ApplyWithoutServer(Spool spool, ControlRequest request, DateTimeOffset now)
+    {
+        if (request.Action == "flush")
+        {
+            var n = 0;
+            var held = 0;
+            foreach (var each in spool.ListIds())
+            {
+                if (IsHeld(each))
+                {
+                    held++;
+                    continue;
+                }
+                var s = spool.ReadState(each);
+                if (s is not null && MakeDue(s) > 0)
+                {
+                    spool.WriteState(each, s);
+                }
+                n++;
+            }
+            return new ControlReply("retrying", $"{n} message(s) will be tried as soon as the server starts" + (held > 0 ? $"; {held} on hold left alone" : "")) { Messages = n };
+        }
+        var id = new QueueId(request.Id!);
+        if (!File.Exists(spool.MessagePath(id)))
+        {
+            Release(id); // a marker left behind by a message that is gone
+            return ControlReply.NotFound(id.Value);
+        }
+        switch (request.Action)
+        {
+            case "hold":
+                return Hold(id) ? new ControlReply("held", $"{id} is on hold: it is not delivered until `postern queue release {id}`")
+                    : new ControlReply("already_held", $"{id} was already on hold");
+            case "release":
+                return Release(id) ? new ControlReply("released", $"{id} is released; the server delivers it when it starts")
+                    : new ControlReply("not_held", $"{id} was not on hold");
+            case "delete":
+                spool.Remove(id);
+                Release(id);
+                return new ControlReply("deleted", $"{id} is deleted");
+        }
+        SpooledMessage message;
+        try
+        {
+            message = spool.Read(id);
+        }
+        catch (InvalidDataException e)
+        {
+            return new ControlReply("failed", $"{id} is unreadable ({e.Message}); the server moves it to queue/corrupt/ when it starts", Ok: false);
+        }
+        var state = spool.ReadState(id) ?? InitialState(message.Envelope);
+        switch (request.Action)
+        {
+            case "retry":
+                if (IsHeld(id))
+                {
+                    return OnHold(id);
+                }
+                var due = MakeDue(state);
+                if (due > 0)
+                {
+                    spool.WriteState(id, state);
+                }
+                return new ControlReply("retrying", $"{id} will be tried as soon as the server starts" + (due > 0 ? $" ({due} deferred recipient(s) made due)" : ""));
+            case "bounce":
+                var bounced = Bounce(state);
+                if (bounced.Count == 0)
+                {
+                    return new ControlReply("nothing_to_bounce", $"every recipient of {id} is already delivered or bounced", Ok: false);
+                }
+                spool.WriteState(id, state);
+                Release(id);
+                return new ControlReply("bounced", $"{bounced.Count} recipient(s) of {id} marked as failed; the server is not running, so the bounce to {Sender(message.Envelope)} is sent when it next starts, and the message then leaves the queue");
+            default:
+                return new ControlReply("failed", $"unknown action '{request.Action}'", Ok: false);
+        }
+    }
+
+    public static ControlReply OnHold(QueueId id) =>
+        new("on_hold", $"{id} is on hold: release it first (`postern queue release {id}`)", Ok: false);
+
+    /// <summary>Where a bounce of this message goes: its sender, or the postmaster for a message from &lt;&gt;.</summary>
+    public static string Sender(Envelope e) => e.From.Length > 0 ? $"<{e.From}>" : "the postmaster";
+
+    /// <summary>The state of a message nothing has happened to yet: every recipient pending.</summary>
+    public static DeliveryState InitialState(Envelope e) => new()
+    {
+        Recipients = e.Recipients.Select(r => new RecipientState { Address = r.Address, Local = r.Local }).ToList(),
+    };
+
+    /// <summary>retry, flush: deferred recipients are due now (their next attempt is forgotten once). Returns how many.</summary>
+    public static int MakeDue(DeliveryState state)
+    {
+        var n = 0;
+        foreach (var r in state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null))
+        {
+            r.NextAttempt = null;
+            n++;
+        }
+        return n;
+    }
+
+    /// <summary>bounce: every recipient not yet delivered or bounced fails, not yet notified, so the sender gets a DSN. Returns them.</summary>
+    public static List<RecipientState> Bounce(DeliveryState state)
+    {
+        var bounced = state.Recipients.Where(r => r.Status is not ("delivered" or "bounced")).ToList();
+        foreach (var r in bounced)
+        {
+            r.Status = "bounced";
+            r.Detail = BounceDetail;
+            r.NextAttempt = null;
+            r.Notified = false;
+        }
+        return bounced;
     }
 }

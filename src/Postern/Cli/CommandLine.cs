@@ -85,7 +85,8 @@ public static class CommandLine
 
           serve [--config FILE] [--dev]          run the server until SIGTERM/SIGINT
           user add|del|list|passwd [ADDRESS] [--password-stdin]
-          queue list|show ID|delete ID [--json]
+          queue list|show ID|summary [--json]   what waits, why, and where to (whether or not the server runs)
+          queue flush|retry ID|hold ID|release ID|bounce ID|delete ID [--json]
           config check [--config FILE] [--dev] [--json]
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]

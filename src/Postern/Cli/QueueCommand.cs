@@ -1,13 +1,24 @@
 using System.Globalization;
 using System.Text.Json;
+using Postern.Server.Configuration;
 using Postern.Server.Queue;
 
 namespace Postern.Cli;
 
-/// <summary>`postern queue list|show|delete`, on the spool files, whether or not the server runs.</summary>
+/// <summary>
+/// `postern queue list|show|summary|flush|retry|hold|release|bounce|delete` (SPEC §1), whether or not
+/// the server runs. Reading is done on the spool files. An action is done on the files by this command
+/// when no server runs (it holds queue/server.lock meanwhile, so no server starts under it), and
+/// handed to the server through queue/control/ when one does (docs/queue-format.md).
+/// </summary>
 public static class QueueCommand
 {
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    private static readonly JsonSerializerOptions JsonWithoutNulls = new() { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+    // The server answers within a few seconds (it waits up to five for a busy worker).
+    private static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(10);
+    // Age columns of `queue summary`, in minutes, as Postfix's qshape draws them: each bucket doubles.
+    private static readonly int[] Buckets = [5, 10, 20, 40, 80, 160, 320, 640, 1280];
 
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
@@ -15,24 +26,35 @@ public static class QueueCommand
         var (options, _) = CommandLine.LoadOptions(a);
         var queueDir = Path.Combine(options.DataDirectory, "queue");
         var action = a.Positional.ElementAtOrDefault(0) ?? "list";
+        var withId = action is "show" or "retry" or "hold" or "release" or "bounce" or "delete";
+        if (!withId && action is not ("list" or "summary" or "flush"))
+        {
+            throw new UsageException($"unknown action 'queue {action}'");
+        }
+        if (a.Positional.Count > (withId ? 2 : 1))
+        {
+            throw new UsageException($"queue {action}{(withId ? " ID" : "")} takes no more arguments ('{a.Positional[^1]}')");
+        }
+        QueueId? id = null;
+        if (withId)
+        {
+            var given = a.Positional.ElementAtOrDefault(1) ?? throw new UsageException($"queue {action} ID");
+            if (!QueueId.IsValid(given))
+            {
+                throw new UsageException($"'{given}' is not a queue id");
+            }
+            id = new QueueId(given);
+        }
         var spool = new Spool(queueDir);
         try
         {
-            switch (action)
+            return action switch
             {
-                case "list":
-                    return List(spool, a.Json, stdout);
-                case "show":
-                case "delete":
-                    var id = a.Positional.ElementAtOrDefault(1) ?? throw new UsageException($"queue {action} ID");
-                    if (!QueueId.IsValid(id))
-                    {
-                        throw new UsageException($"'{id}' is not a queue id");
-                    }
-                    return action == "show" ? Show(spool, new QueueId(id), a.Json, stdout, stderr) : Delete(spool, new QueueId(id), stdout, stderr);
-                default:
-                    throw new UsageException($"unknown action 'queue {action}'");
-            }
+                "list" => List(spool, a.Json, stdout),
+                "show" => Show(spool, id!.Value, options.Delivery, a.Json, stdout, stderr),
+                "summary" => Summary(spool, a.Json, stdout),
+                _ => Act(spool, action, id, a.Json, stdout, stderr),
+            };
         }
         finally
         {
@@ -40,10 +62,26 @@ public static class QueueCommand
         }
     }
 
+    // ---- list ----
+
     private sealed record Row(string Id, string State, string From, List<string> Recipients, long Size, double AgeSeconds, DateTimeOffset Received);
 
-    private static IEnumerable<Row> Rows(Spool spool)
+    /// <summary>One message as `list`, `show` and `summary` see it.</summary>
+    private sealed record Entry(SpooledMessage Message, DeliveryState? State, bool Held)
     {
+        /// <summary>Each recipient's state: from queue/state, or all pending when delivery has not begun.</summary>
+        public List<RecipientState> Recipients => (State ?? QueueControl.InitialState(Message.Envelope)).Recipients;
+
+        /// <summary>The recipients not yet delivered or bounced.</summary>
+        public IEnumerable<RecipientState> Waiting => Recipients.Where(r => r.Status is "pending" or "deferred");
+
+        /// <summary>held (queue/hold), deferred (a recipient failed for now) or active (waiting for, or in, delivery).</summary>
+        public string Status => Held ? "held" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
+    }
+
+    private static IEnumerable<Entry> Entries(Spool spool)
+    {
+        var control = new QueueControl(spool.Root);
         foreach (var id in spool.ListIds())
         {
             SpooledMessage m;
@@ -53,19 +91,17 @@ public static class QueueCommand
             }
             catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
             {
-                continue;
+                continue; // gone meanwhile, or corrupt (the server moves it aside)
             }
-            var state = spool.ReadState(id);
-            var pending = state?.Recipients.Where(r => r.Status is not ("delivered" or "bounced")).Select(r => r.Address).ToList()
-                          ?? m.Envelope.Recipients.Select(r => r.Address).ToList();
-            var status = state is null ? "active" : state.Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
-            yield return new Row(id.Value, status, m.Envelope.From, pending, m.MessageLength, Math.Round((DateTimeOffset.UtcNow - m.Envelope.Received).TotalSeconds), m.Envelope.Received);
+            yield return new Entry(m, spool.ReadState(id), control.IsHeld(id));
         }
     }
 
     private static int List(Spool spool, bool json, TextWriter stdout)
     {
-        var rows = Rows(spool).ToList();
+        var now = DateTimeOffset.UtcNow;
+        var rows = Entries(spool).Select(e => new Row(e.Message.Id.Value, e.Status, e.Message.Envelope.From, e.Waiting.Select(r => r.Address).ToList(),
+            e.Message.MessageLength, Math.Round((now - e.Message.Envelope.Received).TotalSeconds), e.Message.Envelope.Received)).ToList();
         if (json)
         {
             stdout.WriteLine(JsonSerializer.Serialize(rows, Json));
@@ -93,7 +129,9 @@ public static class QueueCommand
         _ => $"{seconds / 86400:0}d",
     };
 
-    private static int Show(Spool spool, QueueId id, bool json, TextWriter stdout, TextWriter stderr)
+    // ---- show ----
+
+    private static int Show(Spool spool, QueueId id, DeliveryOptions options, bool json, TextWriter stdout, TextWriter stderr)
     {
         SpooledMessage m;
         try
@@ -110,63 +148,253 @@ public static class QueueCommand
             stderr.WriteLine($"postern: message {id} is unreadable: {bad.Message}");
             return ExitCode.Problem;
         }
-        var state = spool.ReadState(id);
-        var recipients = m.Envelope.Recipients.Select(r =>
+        var entry = new Entry(m, spool.ReadState(id), new QueueControl(spool.Root).IsHeld(id));
+        var e = m.Envelope;
+        var now = DateTimeOffset.UtcNow;
+        var bouncesAt = e.Received + options.MaxQueueLifetime;
+        var recipients = e.Recipients.Select(r =>
         {
-            var s = state?.Recipients.FirstOrDefault(x => x.Address == r.Address);
+            var s = entry.State?.Recipients.FirstOrDefault(x => x.Address == r.Address && x.Original is null);
             return new
             {
                 r.Address,
                 r.Local,
                 Status = s?.Status ?? "pending",
                 s?.Detail,
+                Attempts = s?.Attempts ?? 0,
                 s?.LastAttempt,
                 s?.NextAttempt,
-                Explanation = Explain(r.Local, s),
+                Explanation = Explain(s, r.Local, entry.Held, e, id, options, now),
                 r.Notify,
                 r.ORcpt,
             };
         }).ToList();
-        var extra = state?.Recipients.Where(s => s.Original is not null).Select(s => new { s.Address, s.Original, s.Status, s.Detail }).ToList();
+        var forwarded = entry.State?.Recipients.Where(s => s.Original is not null).Select(s => new
+        {
+            s.Address,
+            s.Original,
+            s.Status,
+            s.Detail,
+            s.Attempts,
+            s.LastAttempt,
+            s.NextAttempt,
+            Explanation = Explain(s, s.Local, entry.Held, e, id, options, now),
+        }).ToList();
         if (json)
         {
-            stdout.WriteLine(JsonSerializer.Serialize(new { m.Envelope, Size = m.MessageLength, Recipients = recipients, Forwarded = extra }, Json));
+            stdout.WriteLine(JsonSerializer.Serialize(new
+            {
+                m.Envelope,
+                Size = m.MessageLength,
+                State = entry.Status,
+                entry.Held,
+                BouncesAt = bouncesAt,
+                Recipients = recipients,
+                Forwarded = forwarded,
+            }, Json));
             return ExitCode.Ok;
         }
-        var e = m.Envelope;
         stdout.WriteLine($"Queue id:  {id}");
-        stdout.WriteLine($"Received:  {e.Received.ToString("u", CultureInfo.InvariantCulture)} from {e.Helo} [{e.ClientIp}] on {e.Listener} ({e.Protocol}){(e.AuthUser is null ? "" : $", user {e.AuthUser}")}");
+        stdout.WriteLine($"Received:  {Time(e.Received)} from {e.Helo} [{e.ClientIp}] on {e.Listener} ({e.Protocol}){(e.AuthUser is null ? "" : $", user {e.AuthUser}")}");
         stdout.WriteLine($"From:      <{e.From}>  body={e.Body}{(e.SmtpUtf8 ? " SMTPUTF8" : "")}{(e.Ret is null ? "" : $" RET={e.Ret}")}{(e.EnvId is null ? "" : $" ENVID={e.EnvId}")}");
         stdout.WriteLine($"Size:      {m.MessageLength} octets");
+        stdout.WriteLine($"State:     {entry.Status}{(entry.Held ? $" (on hold: nothing is delivered until `postern queue release {id}`)" : "")}");
+        stdout.WriteLine($"Expires:   {Time(bouncesAt)} (Received + Delivery.MaxQueueLifetime {Span(options.MaxQueueLifetime)}): what is still undelivered then bounces");
         foreach (var r in recipients)
         {
             stdout.WriteLine($"To:        <{r.Address}>  {r.Status}{(r.Detail is null ? "" : $": {r.Detail}")}");
             stdout.WriteLine($"           {r.Explanation}");
         }
-        foreach (var x in extra ?? [])
+        foreach (var x in forwarded ?? [])
         {
-            stdout.WriteLine($"Forwarded: <{x.Address}> (alias of <{x.Original}>)  {x.Status}");
+            stdout.WriteLine($"Forwarded: <{x.Address}> (alias of <{x.Original}>)  {x.Status}{(x.Detail is null ? "" : $": {x.Detail}")}");
+            stdout.WriteLine($"           {x.Explanation}");
         }
         return ExitCode.Ok;
     }
 
-    private static string Explain(bool local, RecipientState? s) => (local, s?.Status) switch
+    /// <summary>One recipient in plain words: what happened last, what happens next, and why (SPEC §6).</summary>
+    private static string Explain(RecipientState? s, bool local, bool held, Envelope e, QueueId id, DeliveryOptions o, DateTimeOffset now)
     {
-        (_, "delivered") => "delivered",
-        (_, "bounced") => "failed permanently; a bounce goes to the sender",
-        (true, "deferred") => $"local delivery failed for now; next attempt {s!.NextAttempt?.ToString("u", CultureInfo.InvariantCulture) ?? "soon"}",
-        (true, _) => "waiting for local delivery (the server delivers it as soon as it runs)",
-        (false, _) => "remote recipient: waits in the queue for outbound delivery",
-    };
-
-    private static int Delete(Spool spool, QueueId id, TextWriter stdout, TextWriter stderr)
-    {
-        if (!spool.Remove(id))
+        var expiry = $"the message bounces if still undelivered at {Time(e.Received + o.MaxQueueLifetime)}";
+        switch (s?.Status ?? "pending")
         {
-            stderr.WriteLine($"postern: no message {id} in the queue");
+            case "delivered":
+                return s!.LastAttempt is { } at ? $"delivered at {Time(at)}" : "delivered";
+            case "bounced":
+                var when = s!.LastAttempt is { } last ? $"last attempt {Time(last)}; " : "";
+                return s.Notified
+                    ? $"{when}failed permanently; the bounce went to {QueueControl.Sender(e)}"
+                    : $"{when}failed permanently; the bounce goes to {QueueControl.Sender(e)} when the server next takes the message";
+            case "deferred":
+                var failed = local
+                    ? $"local delivery failed for now{(s!.LastAttempt is { } l ? $" at {Time(l)}" : "")}"
+                    : $"attempt {s!.Attempts}{(s.LastAttempt is { } t ? $" at {Time(t)}" : "")} failed with a temporary error";
+                string next;
+                if (held)
+                {
+                    next = $"no next attempt while the message is on hold (`postern queue release {id}`)";
+                }
+                else if (s.NextAttempt is not { } due)
+                {
+                    next = "the next attempt as soon as the server takes the message (a retry was asked for)";
+                }
+                else if (due <= now)
+                {
+                    next = $"the next attempt was due at {Time(due)}, so it comes as soon as the server takes the message";
+                }
+                else if (local)
+                {
+                    next = $"the next at {Time(due)} ({Span(due - now)} from now; local delivery is retried every minute)";
+                }
+                else
+                {
+                    next = $"the next at {Time(due)} ({Span(due - now)} from now; the wait doubles from Delivery.RetryInitialDelay {Span(o.RetryInitialDelay)} up to Delivery.RetryMaxDelay {Span(o.RetryMaxDelay)})";
+                }
+                return $"{failed}; {next}; {expiry}";
+            default:
+                if (held)
+                {
+                    return $"not tried yet: on hold until `postern queue release {id}`";
+                }
+                return local
+                    ? "waiting for local delivery (the server delivers it as soon as it takes the message)"
+                    : $"remote recipient, not tried yet: it goes out as soon as a delivery worker and a connection to its destination are free; {expiry}";
+        }
+    }
+
+    private static string Time(DateTimeOffset t) => t.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>A duration the way an administrator writes it: 5m, 4h, 5d, 1h30m.</summary>
+    private static string Span(TimeSpan t)
+    {
+        if (t < TimeSpan.FromMinutes(1))
+        {
+            return $"{Math.Max(0, (int)t.TotalSeconds)}s";
+        }
+        var parts = new List<string>();
+        if (t.Days > 0)
+        {
+            parts.Add($"{t.Days}d");
+        }
+        if (t.Hours > 0)
+        {
+            parts.Add($"{t.Hours}h");
+        }
+        if (t.Minutes > 0 && t.Days == 0)
+        {
+            parts.Add($"{t.Minutes}m");
+        }
+        return string.Concat(parts);
+    }
+
+    // ---- summary ----
+
+    private sealed record Shape(string Domain, int Total, int[] Counts);
+
+    /// <summary>Postfix's qshape: recipients not yet delivered, per destination domain and by age.</summary>
+    private static int Summary(Spool spool, bool json, TextWriter stdout)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var counts = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        var total = new int[Buckets.Length + 1];
+        foreach (var entry in Entries(spool))
+        {
+            var minutes = (now - entry.Message.Envelope.Received).TotalMinutes;
+            var bucket = Array.FindIndex(Buckets, b => minutes <= b);
+            bucket = bucket < 0 ? Buckets.Length : bucket;
+            foreach (var r in entry.Waiting)
+            {
+                var domain = r.Address[(r.Address.LastIndexOf('@') + 1)..].ToLowerInvariant();
+                if (!counts.TryGetValue(domain, out var row))
+                {
+                    counts[domain] = row = new int[Buckets.Length + 1];
+                }
+                row[bucket]++;
+                total[bucket]++;
+            }
+        }
+        var rows = counts.Select(kv => new Shape(kv.Key, kv.Value.Sum(), kv.Value))
+            .OrderByDescending(r => r.Total).ThenBy(r => r.Domain, StringComparer.Ordinal).ToList();
+        var columns = Buckets.Select(b => b.ToString(CultureInfo.InvariantCulture)).Append($"{Buckets[^1]}+").ToList();
+        var sum = new Shape("TOTAL", total.Sum(), total);
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(new { Unit = "recipients", AgeMinutes = columns, Total = sum, Domains = rows }, Json));
+            return ExitCode.Ok;
+        }
+        var width = Math.Max(5, rows.Select(r => r.Domain.Length).DefaultIfEmpty(0).Max());
+        var cell = Math.Max(5, rows.Append(sum).SelectMany(r => r.Counts.Append(r.Total)).Max().ToString(CultureInfo.InvariantCulture).Length);
+        string Line(string first, IEnumerable<string> cells) => first.PadLeft(width) + string.Concat(cells.Select(c => " " + c.PadLeft(cell)));
+        stdout.WriteLine(Line("", columns.Prepend("T")));
+        foreach (var r in rows.Prepend(sum))
+        {
+            stdout.WriteLine(Line(r.Domain, r.Counts.Prepend(r.Total).Select(c => c.ToString(CultureInfo.InvariantCulture))));
+        }
+        stdout.WriteLine($"(recipients not yet delivered, by destination domain; T is the total, then by age in minutes: up to 5, 5 to 10, ... over {Buckets[^1]})");
+        return ExitCode.Ok;
+    }
+
+    // ---- flush, retry, hold, release, bounce, delete ----
+
+    private sealed record ActionResult(string? Id, string Action, string Result, string Server, string Detail, int? Messages);
+
+    private static int Act(Spool spool, string action, QueueId? id, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            return ActOnQueue(spool, action, id, json, stdout, stderr);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // (e.g. run as a user who may not write the queue: run it as the server's user)
+            stderr.WriteLine($"postern: queue {action}: {e.Message}");
             return ExitCode.Problem;
         }
-        stdout.WriteLine($"deleted {id}");
-        return ExitCode.Ok;
+    }
+
+    private static int ActOnQueue(Spool spool, string action, QueueId? id, bool json, TextWriter stdout, TextWriter stderr)
+    {
+        var control = new QueueControl(spool.Root);
+        var request = new ControlRequest { Action = action, Id = id?.Value, Requested = DateTimeOffset.UtcNow };
+        ControlReply? reply = null;
+        using (var turn = control.LockForCommand(ReplyTimeout))
+        {
+            if (turn is null)
+            {
+                stderr.WriteLine($"postern: another `postern queue` command holds {Path.Combine(spool.Root, "control.lock")}; try again");
+                return ExitCode.Problem;
+            }
+            // Commands take turns on control.lock, so a server lock that is taken is the server's.
+            using var serverLock = control.TryLock();
+            if (serverLock is not null)
+            {
+                reply = control.ApplyWithoutServer(spool, request, DateTimeOffset.UtcNow);
+            }
+        }
+        var server = reply is null ? "running" : "stopped";
+        if (reply is null)
+        {
+            var name = control.Submit(request);
+            reply = control.WaitForReply(name, ReplyTimeout);
+            if (reply is null)
+            {
+                reply = new ControlReply("no_answer",
+                    $"a server holds {control.LockPath} but did not take the request within {ReplyTimeout.TotalSeconds:0} s (is it stuck?); the request was withdrawn, nothing changed", Ok: false);
+            }
+        }
+        if (json)
+        {
+            stdout.WriteLine(JsonSerializer.Serialize(new ActionResult(id?.Value, action, reply.Result, server, reply.Detail, action == "flush" ? reply.Messages : null), JsonWithoutNulls));
+        }
+        else if (reply.Ok)
+        {
+            stdout.WriteLine(reply.Detail);
+        }
+        if (!reply.Ok)
+        {
+            stderr.WriteLine($"postern: {reply.Detail}");
+        }
+        return reply.Ok ? ExitCode.Ok : ExitCode.Problem;
     }
 }

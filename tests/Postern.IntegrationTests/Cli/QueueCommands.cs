@@ -4,7 +4,7 @@ using Postern.Server.Queue;
 
 namespace Postern.IntegrationTests.Cli;
 
-/// <summary>`postern queue list|show|delete` on the spool, whether or not the server runs (SPEC §1, §6).</summary>
+/// <summary>`postern queue` on the spool, whether or not the server runs (SPEC §1, §6): the command line itself, and one message's life while the server runs.</summary>
 public sealed class QueueCommands
 {
     [Fact]
@@ -38,6 +38,8 @@ public sealed class QueueCommands
     [InlineData("delete", "0123456789ABC")]
     [InlineData("delete", "../../etc/pa")]
     [InlineData("show", "..%2Fpasswd0")]
+    [InlineData("bounce", "abc")]
+    [InlineData("hold", "../hold/0123")]
     public async Task AMalformedIdIsAUsageError(string action, string id)
     {
         using var cli = PosternCli.WithConfig();
@@ -49,6 +51,12 @@ public sealed class QueueCommands
     [Theory]
     [InlineData("queue", "show")]
     [InlineData("queue", "purge")]
+    [InlineData("queue", "retry")]
+    [InlineData("queue", "release")]
+    [InlineData("queue", "flush", "0123456789AB")]
+    [InlineData("queue", "summary", "peer.test")]
+    [InlineData("queue", "hold", "0123456789AB", "0123456789AC")]
+    [InlineData("queue", "bounce", "0123456789AB", "--force")]
     public async Task AMalformedCommandIsAUsageError(params string[] args)
     {
         using var cli = PosternCli.WithConfig();
@@ -90,6 +98,7 @@ public sealed class QueueCommands
 
         var delete = await cli.RunAsync("queue", "delete", id);
         Assert.True(delete.ExitCode == 0, delete.ToString());
+        Assert.Equal($"{id} is deleted", delete.Out.Trim());
         Assert.Equal("queue is empty", (await cli.RunAsync("queue", "list")).Out.Trim());
         Assert.Equal(1, (await cli.RunAsync("queue", "show", id)).ExitCode);
     }
