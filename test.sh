@@ -9,6 +9,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 # swaks needs these Perl modules for STARTTLS, implicit TLS and AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl)
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
@@ -28,6 +29,11 @@ if ((${#need[@]})); then
     # Should a package script have started the system-wide instance anyway, stop it and keep it off.
     $SUDO /usr/sbin/postfix stop >/dev/null 2>&1 || true
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now postfix >/dev/null 2>&1 || true; fi
+  fi
+  if [[ " ${need[*]} " == *" haproxy "* ]]; then
+    # Likewise the system-wide HAProxy: the tests run their own, each with a generated configuration.
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
+    $SUDO service haproxy stop >/dev/null 2>&1 || true
   fi
 fi
 

@@ -189,6 +189,15 @@ public static class ConfigurationLoader
             Check(clash is null, $"Listeners[{i}].Endpoint", $"'{text}' uses the same port as another listener ({clash})");
             bound.Add((ep, i));
         }
+        for (var i = 0; i < o.Listeners.Count; i++)
+        {
+            var l = o.Listeners[i];
+            Check(!l.ProxyProtocol || l.TrustedProxies.Count > 0, $"Listeners[{i}].TrustedProxies", "at least one network is required when ProxyProtocol is true (the proxies allowed to send the PROXY header)");
+            for (var j = 0; j < l.TrustedProxies.Count; j++)
+            {
+                Check(IPNetwork.TryParse(l.TrustedProxies[j], out _), $"Listeners[{i}].TrustedProxies[{j}]", $"'{l.TrustedProxies[j]}' is not a network in CIDR form (e.g. 192.0.2.10/32)");
+            }
+        }
         if (!string.IsNullOrEmpty(o.Tls.CertificatePath) || !string.IsNullOrEmpty(o.Tls.KeyPath))
         {
             // Files given: both are needed, whether or not Generate is also set.

@@ -54,6 +54,17 @@ public sealed class ListenerOptions
 
     /// <summary>mx, submission or submissions. Required.</summary>
     public ListenerRole Role { get; set; } = ListenerRole.Mx;
+
+    /// <summary>
+    /// Every connection starts with a PROXY protocol header (v1 or v2, HAProxy's proxy-protocol.txt)
+    /// from a proxy in <see cref="TrustedProxies"/>, and the client it names is the one limits, relaying,
+    /// logs and Received headers see. Default false: a header is then never looked for, so no client
+    /// can claim another's address.
+    /// </summary>
+    public bool ProxyProtocol { get; set; }
+
+    /// <summary>Networks (CIDR) of the proxies allowed to connect when <see cref="ProxyProtocol"/> is on; any other peer is dropped. Default: none (required with ProxyProtocol).</summary>
+    public List<string> TrustedProxies { get; set; } = [];
 }
 
 public sealed class TlsOptions

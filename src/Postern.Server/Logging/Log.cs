@@ -88,4 +88,10 @@ public static partial class Log
 
     [LoggerMessage(40, LogLevel.Error, "session={session} reason={reason}", EventName = "session_error")]
     public static partial void SessionError(ILogger logger, string session, string reason, Exception exception);
+
+    [LoggerMessage(60, LogLevel.Information, "session={session} listener={listener} proxy={proxy} ip={ip} port={port} version={version} command={command}", EventName = "proxy")]
+    public static partial void Proxy(ILogger logger, string session, string listener, string proxy, string ip, int port, int version, string command);
+
+    [LoggerMessage(61, LogLevel.Warning, "session={session} listener={listener} ip={ip} reason={reason}", EventName = "proxy_refused")]
+    public static partial void ProxyRefused(ILogger logger, string session, string listener, string ip, string reason);
 }
