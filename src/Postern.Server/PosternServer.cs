@@ -53,7 +53,7 @@ public sealed class PosternServer : IAsyncDisposable
         var fixedAliases = NormalizeAliases(options.Aliases);
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
-        var resolver = new MxResolver(options.Dns.Servers);
+        var resolver = new MxResolver(options.Dns.Servers, options.Dns.Timeout);
         _outbound = new SmtpDeliveryClient(options.Hostname, _time);
         IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
             ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)

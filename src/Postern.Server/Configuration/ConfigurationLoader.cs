@@ -237,6 +237,7 @@ public static class ConfigurationLoader
         {
             Check(IPAddress.TryParse(o.Dns.Servers[i], out _) || IPEndPoint.TryParse(o.Dns.Servers[i], out _), $"Dns.Servers[{i}]", $"'{o.Dns.Servers[i]}' is not an IP address");
         }
+        Check(o.Dns.Timeout > TimeSpan.Zero && o.Dns.Timeout <= TimeSpan.FromSeconds(60), "Dns.Timeout", "must be between 0 and 60 seconds");
         Check(o.Delivery.RemotePort is > 0 and < 65536, "Delivery.RemotePort", "must be 1-65535");
         Check(o.Delivery.MaxQueueLifetime > TimeSpan.Zero, "Delivery.MaxQueueLifetime", "must be positive");
         Check(o.Delivery.DelayWarningAfter > TimeSpan.Zero, "Delivery.DelayWarningAfter", "must be positive");

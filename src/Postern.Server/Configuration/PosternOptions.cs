@@ -104,6 +104,9 @@ public sealed class DnsOptions
 {
     /// <summary>DNS servers (IP or IP:port); empty means the system resolvers.</summary>
     public List<string> Servers { get; set; } = [];
+
+    /// <summary>How long one DNS query may take before it is tried once more, then given up (a temporary failure). Default 5 seconds.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 public sealed class DeliveryOptions

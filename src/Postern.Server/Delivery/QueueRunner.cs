@@ -93,7 +93,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             {
                 // A worker must outlive any one message: log it, keep the message, try later.
                 Log.DeliveryError(logger, id.Value, e.Message, e);
-                _ = RetryLaterAsync(id);
+                _ = RetryLaterAsync(id, time.GetUtcNow() + RetryDelay);
             }
             finally
             {
@@ -207,7 +207,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         var next = state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
         if (next != default)
         {
-            _ = RetryLaterAsync(id, next - time.GetUtcNow());
+            _ = RetryLaterAsync(id, next);
         }
         var waiting = state.Recipients.Count(r => !r.Local && r.Status is "pending" or "deferred");
         if (waiting > 0 && changed)
@@ -239,10 +239,23 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         return selected.Count > 0;
     }
 
-    private async Task RetryLaterAsync(QueueId id, TimeSpan? after = null)
+    /// <summary>
+    /// Queues the message again at <paramref name="due"/>. The clock is read again after the timer
+    /// is set: when it moved past <paramref name="due"/> in between (an injected clock advanced by a
+    /// test, or a long pause of the process), the retry is queued at once instead of a whole delay late.
+    /// </summary>
+    private async Task RetryLaterAsync(QueueId id, DateTimeOffset due)
     {
-        var delay = after ?? RetryDelay;
-        await Task.Delay(delay < TimeSpan.Zero ? TimeSpan.Zero : delay, time).ConfigureAwait(false);
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var wait = due - time.GetUtcNow();
+        if (wait > TimeSpan.Zero)
+        {
+            await using var timer = time.CreateTimer(_ => fired.TrySetResult(), null, wait, Timeout.InfiniteTimeSpan);
+            if (time.GetUtcNow() < due)
+            {
+                await fired.Task.ConfigureAwait(false);
+            }
+        }
         EnqueueRetry(id);
     }
 

@@ -66,7 +66,7 @@ public sealed class TestServer : IAsyncDisposable
         // Connection triage likewise (ConnectionTriage.cs): many tests write a whole dialogue at once.
         Triage = new TriageOptions { Enabled = false },
         // Tests never ask a real resolver: nothing answers here, so remote mail simply defers.
-        Dns = new DnsOptions { Servers = ["127.0.0.1:9"] },
+        Dns = new DnsOptions { Servers = ["127.0.0.1:9"], Timeout = TimeSpan.FromMilliseconds(500) },
         Aliases = new(StringComparer.OrdinalIgnoreCase)
         {
             ["sales@example.test"] = ["alice@example.test", "bob@example.test"],
