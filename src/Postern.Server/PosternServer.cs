@@ -66,7 +66,7 @@ public sealed class PosternServer : IAsyncDisposable
             Options = options,
             Spool = Spool,
             AddressBook = AddressBook,
-            AuthFailures = new AuthFailures(_time, options.Accounts.MaxAuthFailures, options.Accounts.FailureWindow, options.Accounts.LockoutDuration, options.Accounts.FailureDelay),
+            AuthFailures = new AuthFailures(_time, options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
             Tls = TlsCertificates.ServerOptions(options),
             Logger = logger,
             Time = _time,

@@ -269,6 +269,8 @@ public static class ConfigurationLoader
         Check(o.Limits.ShutdownTimeout >= TimeSpan.Zero, "Limits.ShutdownTimeout", "must not be negative");
         Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
         Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");
+        Check(o.Accounts.MaxAuthFailuresPerAccount >= 1, "Accounts.MaxAuthFailuresPerAccount", "must be at least 1");
+        Check(o.Accounts.MaxLockoutDuration >= o.Accounts.LockoutDuration, "Accounts.MaxLockoutDuration", "must be at least Accounts.LockoutDuration");
         Check(o.Accounts.FailureDelay >= TimeSpan.Zero && o.Accounts.FailureDelay <= TimeSpan.FromMinutes(1), "Accounts.FailureDelay", "must be between 0 and 1 minute");
         Check(o.Accounts.FailureWindow > TimeSpan.Zero, "Accounts.FailureWindow", "must be positive");
         Check(o.Accounts.LockoutDuration > TimeSpan.Zero, "Accounts.LockoutDuration", "must be positive");

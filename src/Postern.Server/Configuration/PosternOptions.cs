@@ -216,13 +216,19 @@ public sealed class AccountsOptions
     /// <summary>Dovecot passwd-file with argon2id hashes. Default "passwd" in the data directory.</summary>
     public string PasswdFile { get; set; } = "passwd";
 
-    /// <summary>Failed AUTH per IP within <see cref="FailureWindow"/> before that IP is locked out. Default 5.</summary>
+    /// <summary>Failed AUTH per address within <see cref="FailureWindow"/> before it is banned (an IPv6 /64: four times this). Default 5.</summary>
     public int MaxAuthFailures { get; set; } = 5;
+
+    /// <summary>Failed AUTH for one account, from anywhere, within <see cref="FailureWindow"/> before the account is banned (except from addresses it logged in from). Default 10.</summary>
+    public int MaxAuthFailuresPerAccount { get; set; } = 10;
+
+    /// <summary>The longest ban: each repeat ban doubles <see cref="LockoutDuration"/> up to this. Default 1 day.</summary>
+    public TimeSpan MaxLockoutDuration { get; set; } = TimeSpan.FromDays(1);
 
     /// <summary>The window failures are counted in. Default 15 minutes.</summary>
     public TimeSpan FailureWindow { get; set; } = TimeSpan.FromMinutes(15);
 
-    /// <summary>How long a locked-out IP is refused. Default 15 minutes.</summary>
+    /// <summary>How long a first ban lasts. Default 15 minutes.</summary>
     public TimeSpan LockoutDuration { get; set; } = TimeSpan.FromMinutes(15);
 
     /// <summary>Delay before the first 535 reply; doubles per failure from that IP up to 8 s. Default 1 second.</summary>

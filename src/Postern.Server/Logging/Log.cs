@@ -41,8 +41,11 @@ public static partial class Log
     [LoggerMessage(16, LogLevel.Warning, "session={session} ip={ip} user={user} mechanism={mechanism} failures={failures} reason={reason}", EventName = "auth_failed")]
     public static partial void AuthFailed(ILogger logger, string session, string ip, string? user, string mechanism, int failures, string reason);
 
-    [LoggerMessage(17, LogLevel.Warning, "ip={ip} failures={failures} until={until}", EventName = "auth_lockout")]
-    public static partial void AuthLockout(ILogger logger, string ip, int failures, DateTimeOffset until);
+    [LoggerMessage(17, LogLevel.Warning, "key={key} ip={ip} failures={failures} level={level} until={until}", EventName = "ban")]
+    public static partial void Ban(ILogger logger, string key, string ip, int failures, int level, DateTimeOffset until);
+
+    [LoggerMessage(18, LogLevel.Information, "key={key} by={by}", EventName = "ban_released")]
+    public static partial void BanReleased(ILogger logger, string key, string by);
 
     [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
     public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason);

@@ -9,7 +9,8 @@ public sealed partial class SmtpSession
 {
     /// <summary>
     /// AUTH PLAIN (RFC 4616) and LOGIN, over TLS only (SPEC §4). A failure answers 535 5.7.8 after
-    /// a delay that doubles with each failure from the IP; too many lock the IP out (454 4.7.0).
+    /// a delay that doubles with each failure from the address; too many ban the address, its /64
+    /// or the account (454 4.7.0), see <see cref="Accounts.AuthFailures"/>.
     /// </summary>
     private async Task AuthAsync(AuthCommand auth)
     {
@@ -23,9 +24,9 @@ public sealed partial class SmtpSession
             Refuse("AUTH", Reply.EncryptionRequiredForAuth);
             return;
         }
-        if (_ctx.AuthFailures.LockedUntil(RemoteIp) is not null)
+        if (_ctx.AuthFailures.Banned(RemoteIp, null) is { } ban)
         {
-            Refuse("AUTH", Reply.AuthLockedOut, "ip locked out after repeated failures");
+            Refuse("AUTH", Reply.AuthLockedOut, $"{ban.Key} banned until {ban.Until:u}");
             return;
         }
         string? authzid = null, user, password;
@@ -79,11 +80,18 @@ public sealed partial class SmtpSession
             // SPEC §4: acting as someone else is never allowed.
             reason = "authorization identity differs from authentication identity";
         }
+        else if (_ctx.AuthFailures.Banned(RemoteIp, user) is { } accountBan)
+        {
+            // The account is under attack: refused without trying the password, so guessing goes nowhere.
+            Refuse("AUTH", Reply.AuthLockedOut, $"{accountBan.Key} banned until {accountBan.Until:u}");
+            return;
+        }
         else if (await _ctx.AddressBook.Accounts.VerifyAsync(user, password, CancellationToken.None))
         {
             // A success does not clear the address's failures: otherwise one valid account would let
             // its owner guess at everyone else's without limit.
             _user = user.ToLowerInvariant();
+            _ctx.AuthFailures.RecordSuccess(RemoteIp, _user);
             Log.AuthOk(_ctx.Logger, _id, Ip, _user, auth.Mechanism);
             Send(Reply.AuthSucceeded);
             return;
@@ -92,43 +100,35 @@ public sealed partial class SmtpSession
         {
             reason = "invalid credentials";
         }
-        var (failures, delay, lockedUntil) = _ctx.AuthFailures.RecordFailure(RemoteIp);
+        // Failures count against an account only when it exists: random names must not fill the ban list.
+        var (failures, delay, newBans) = _ctx.AuthFailures.RecordFailure(RemoteIp, _ctx.AddressBook.Accounts.Exists(user) ? user : null);
         Log.AuthFailed(_ctx.Logger, _id, Ip, user, auth.Mechanism, failures, reason);
-        if (lockedUntil is { } until && failures == Options.Accounts.MaxAuthFailures)
+        foreach (var b in newBans)
         {
-            Log.AuthLockout(_ctx.Logger, Ip, failures, until);
+            Log.Ban(_ctx.Logger, b.Key, Ip, b.Failures, b.Level, b.Until);
         }
         await FlushAsync();
         await Task.Delay(delay, _ctx.Time);
         Refuse("AUTH", reason.StartsWith("authorization", StringComparison.Ordinal) ? Reply.AuthzidMismatch : Reply.AuthFailed, reason);
     }
 
-    /// <summary>Decodes one base64 AUTH line; "*" cancels (RFC 4954 §4). Sends the refusal itself.</summary>
+    /// <summary>Decodes one base64 AUTH line (<see cref="AuthDecoder"/>); "*" cancels (RFC 4954 §4). Sends the refusal itself.</summary>
     private bool TryDecode(string? line, out string text)
     {
-        text = "";
         if (line is null)
         {
             throw new IOException("client closed the connection during AUTH");
         }
-        if (line == "*")
+        switch (AuthDecoder.DecodeLine(line, out text))
         {
-            Refuse("AUTH", Reply.AuthCancelled);
-            return false;
-        }
-        if (line == "=")
-        {
-            return true;
-        }
-        try
-        {
-            text = new UTF8Encoding(false, true).GetString(Convert.FromBase64String(line));
-            return true;
-        }
-        catch (Exception e) when (e is FormatException or DecoderFallbackException)
-        {
-            Refuse("AUTH", Reply.AuthBadBase64);
-            return false;
+            case AuthLineStatus.Cancelled:
+                Refuse("AUTH", Reply.AuthCancelled);
+                return false;
+            case AuthLineStatus.BadBase64:
+                Refuse("AUTH", Reply.AuthBadBase64);
+                return false;
+            default:
+                return true;
         }
     }
 }

@@ -87,6 +87,7 @@ public static class CommandLine
           user add|del|list|passwd [ADDRESS] [--password-stdin]
           queue list|show ID|summary [--json]   what waits, why, and where to (whether or not the server runs)
           queue flush|retry ID|hold ID|release ID|bounce ID|delete ID [--json]
+          bans list|release KEY [--json]        AUTH brute-force bans (ip:ADDR, net:PREFIX/64, user:ADDRESS)
           config check [--config FILE] [--dev] [--json]
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
@@ -110,6 +111,7 @@ public static class CommandLine
                 "serve" => await ServeCommand.RunAsync(rest, stdout, stderr),
                 "user" => UserCommand.Run(rest, stdout, stderr, stdin),
                 "queue" => QueueCommand.Run(rest, stdout, stderr),
+                "bans" => BansCommand.Run(rest, stdout, stderr),
                 "config" => ConfigCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),

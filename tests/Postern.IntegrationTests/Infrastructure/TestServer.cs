@@ -75,9 +75,13 @@ public sealed class TestServer : IAsyncDisposable
         },
     };
 
-    public static async Task<TestServer> StartAsync(Action<PosternOptions>? configure = null, IDurability? durability = null, TimeProvider? time = null)
+    /// <summary>Starts a server on a data directory used before (a restart), with the test options.</summary>
+    public static Task<TestServer> StartOnAsync(string dataDir, Action<PosternOptions>? configure = null, TimeProvider? time = null) =>
+        StartAsync(configure, time: time, dataDir: dataDir);
+
+    public static async Task<TestServer> StartAsync(Action<PosternOptions>? configure = null, IDurability? durability = null, TimeProvider? time = null, string? dataDir = null)
     {
-        var dir = NewDataDir();
+        var dir = dataDir ?? NewDataDir();
         var options = DefaultOptions(dir);
         configure?.Invoke(options);
         var errors = ConfigurationLoader.Validate(options);
@@ -165,10 +169,17 @@ public sealed class TestServer : IAsyncDisposable
         return delivered[pos..];
     }
 
+    /// <summary>Keep the data directory when disposed (for a restart on it with <see cref="StartOnAsync"/>).</summary>
+    public bool KeepData { get; set; }
+
     public async ValueTask DisposeAsync()
     {
         await Server.DisposeAsync();
         _provider?.Dispose();
+        if (KeepData)
+        {
+            return;
+        }
         try
         {
             Directory.Delete(DataDir, recursive: true);

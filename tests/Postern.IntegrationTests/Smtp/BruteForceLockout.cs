@@ -30,7 +30,7 @@ public sealed class BruteForceLockout
         }
         // Locked out: even the right password is refused, with its own reply.
         Assert.StartsWith("454 4.7.0", await c.AuthPlainAsync("alice@example.test", TestServer.AlicePassword));
-        await server.WaitForLogAsync("event=auth_lockout", "ip=127.0.0.1", "failures=3");
+        await server.WaitForLogAsync("event=ban", "key=ip:127.0.0.1", "failures=3", "level=1");
         time.Advance(TimeSpan.FromMinutes(11));
         Assert.StartsWith("235 2.7.0", await c.AuthPlainAsync("alice@example.test", TestServer.AlicePassword));
     }
