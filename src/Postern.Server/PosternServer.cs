@@ -32,6 +32,7 @@ public sealed class PosternServer : IAsyncDisposable
     private Task? _control;
     private FileStream? _lock;
     private readonly SmtpDeliveryClient _outbound;
+    private readonly CertificateReloader _certificates;
 
     public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
     {
@@ -61,13 +62,14 @@ public sealed class PosternServer : IAsyncDisposable
         Control = new QueueControl(Spool.Root);
         var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
         Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control);
+        _certificates = new CertificateReloader(options, logger, _time);
         Context = new ServerContext
         {
             Options = options,
             Spool = Spool,
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
-            Tls = TlsCertificates.ServerOptions(options),
+            Tls = _certificates.ServerOptions,
             Logger = logger,
             Time = _time,
             TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),
@@ -128,6 +130,7 @@ public sealed class PosternServer : IAsyncDisposable
             Log.Listening(_logger, l.Name, l.Role.ToString().ToLowerInvariant(), _listeners[i].LocalEndPoint.ToString());
             _acceptLoops.Add(_listeners[i].AcceptLoopAsync(_draining.Token));
         }
+        _certificates.Start(); // reload on renewal, daily expiry check
         Log.Started(_logger, _listeners.Count, _options.DataDirectory);
     }
 
@@ -158,6 +161,7 @@ public sealed class PosternServer : IAsyncDisposable
         {
             await StopAsync("dispose");
         }
+        _certificates.Dispose();
         await Spool.DisposeAsync();
         if (_lock is not null)
         {

@@ -217,6 +217,7 @@ public static class ConfigurationLoader
                 Check(File.Exists(o.ResolvePath(o.Tls.KeyPath)), "Tls.KeyPath", $"file not found: {o.ResolvePath(o.Tls.KeyPath)}");
             }
         }
+        Check(o.Tls.ExpiryWarning >= TimeSpan.Zero && o.Tls.ExpiryWarning <= TimeSpan.FromDays(365), "Tls.ExpiryWarning", "must be between 0 and 365 days");
         for (var i = 0; i < o.Relay.TrustedNetworks.Count; i++)
         {
             Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");

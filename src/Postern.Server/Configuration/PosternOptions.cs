@@ -77,6 +77,14 @@ public sealed class TlsOptions
 
     /// <summary>Generate a self-signed certificate under DATA/tls on first start. Default false; true under --dev.</summary>
     public bool Generate { get; set; }
+
+    /// <summary>
+    /// How long before the certificate expires a warning is logged, at start and then daily.
+    /// Default 21 days: Let's Encrypt clients renew at 30 days left, so a warning means renewal has
+    /// been failing for over a week and there are three left to fix it. Zero turns the warning off
+    /// (an expired certificate is still logged as an error).
+    /// </summary>
+    public TimeSpan ExpiryWarning { get; set; } = TimeSpan.FromDays(21);
 }
 
 public sealed class RelayOptions

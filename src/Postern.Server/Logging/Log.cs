@@ -97,4 +97,26 @@ public static partial class Log
 
     [LoggerMessage(61, LogLevel.Warning, "session={session} listener={listener} ip={ip} reason={reason}", EventName = "proxy_refused")]
     public static partial void ProxyRefused(ILogger logger, string session, string listener, string ip, string reason);
+
+    // TLS certificate life (Listening/CertificateReloader): ids 140-149.
+    [LoggerMessage(140, LogLevel.Information, "file={file} subject={subject} not_after={not_after} fingerprint={fingerprint}", EventName = "tls_loaded")]
+    public static partial void TlsLoaded(ILogger logger, string file, string subject, string not_after, string fingerprint);
+
+    [LoggerMessage(141, LogLevel.Information, "file={file} subject={subject} not_after={not_after} fingerprint={fingerprint}", EventName = "tls_reloaded")]
+    public static partial void TlsReloaded(ILogger logger, string file, string subject, string not_after, string fingerprint);
+
+    [LoggerMessage(142, LogLevel.Error, "file={file} key_file={key_file} reason={reason}", EventName = "tls_reload_failed")]
+    public static partial void TlsReloadFailed(ILogger logger, string file, string key_file, string reason);
+
+    [LoggerMessage(143, LogLevel.Warning, "file={file} subject={subject} not_after={not_after} days_left={days_left} fingerprint={fingerprint}", EventName = "tls_certificate_expiring")]
+    public static partial void TlsCertificateExpiring(ILogger logger, string file, string subject, string not_after, int days_left, string fingerprint);
+
+    [LoggerMessage(144, LogLevel.Error, "file={file} subject={subject} not_after={not_after} days_left={days_left} fingerprint={fingerprint}", EventName = "tls_certificate_expired")]
+    public static partial void TlsCertificateExpired(ILogger logger, string file, string subject, string not_after, int days_left, string fingerprint);
+
+    [LoggerMessage(90, LogLevel.Warning, "zone={zone} ip={ip} reason={reason} suppressed={suppressed}", EventName = "dnsbl_failed")]
+    public static partial void DnsblFailed(ILogger logger, string zone, string ip, string reason, int suppressed);
+
+    [LoggerMessage(91, LogLevel.Information, "session={session} ip={ip} score={score} threshold={threshold} reason={reason}", EventName = "dnsbl_passed")]
+    public static partial void DnsblPassed(ILogger logger, string session, string ip, int score, int threshold, string reason);
 }
