@@ -63,6 +63,8 @@ public static class Reply
 
     // 5xx: policy and content
     public static readonly SmtpReply RelayDenied = new(554, "5.7.1", "Relay access denied");
+    public static SmtpReply ListedAtDnsbl(string ip, string zones) => new(554, "5.7.1", $"Service unavailable; client [{ip}] listed at {zones}");
+    public static readonly SmtpReply RefusedAtConnect = new(503, "5.5.1", "Bad sequence of commands: this session was refused at connect, only QUIT is accepted");
     public static readonly SmtpReply AuthRequired = new(530, "5.7.0", "Authentication required");
     public static readonly SmtpReply TlsRequired = new(530, "5.7.0", "Must issue a STARTTLS command first");
     public static readonly SmtpReply EncryptionRequiredForAuth = new(538, "5.7.11", "Encryption required for requested authentication mechanism");

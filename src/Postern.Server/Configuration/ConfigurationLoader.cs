@@ -260,6 +260,22 @@ public static class ConfigurationLoader
         Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
         Check(o.Triage.GreetingPause >= TimeSpan.Zero && o.Triage.GreetingPause <= TimeSpan.FromSeconds(60), "Triage.GreetingPause", "must be between 0 and 60 seconds (clients wait at most 5 minutes for a greeting, RFC 5321 §4.5.3.2.1)");
         Check(o.Triage.CacheTime >= TimeSpan.Zero, "Triage.CacheTime", "must not be negative");
+        foreach (var (lists, name) in new[] { (o.Dnsbl.Lists, "Dnsbl.Lists"), (o.Dnsbl.AllowLists, "Dnsbl.AllowLists") })
+        {
+            for (var i = 0; i < lists.Count; i++)
+            {
+                var zone = lists[i].Zone ?? "";
+                Check(Postern.Protocol.Addresses.AddressParser.IsDomain(zone.TrimEnd('.'), false) && zone.Contains('.', StringComparison.Ordinal), $"{name}[{i}].Zone", $"'{zone}' is not a DNS zone (e.g. zen.spamhaus.org)");
+                Check(lists[i].Weight is >= 1 and <= 1000, $"{name}[{i}].Weight", "must be between 1 and 1000");
+                for (var j = 0; j < lists[i].Answers.Count; j++)
+                {
+                    Check(Postern.Server.Limits.DnsList.IsAnswerPattern(lists[i].Answers[j]), $"{name}[{i}].Answers[{j}]", $"'{lists[i].Answers[j]}' is not an answer pattern (e.g. 127.0.0.2 or 127.0.0.[2..11])");
+                }
+            }
+        }
+        Check(o.Dnsbl.Threshold >= 1, "Dnsbl.Threshold", "must be at least 1");
+        Check(o.Dnsbl.Timeout > TimeSpan.Zero && o.Dnsbl.Timeout <= TimeSpan.FromSeconds(60), "Dnsbl.Timeout", "must be between 0 and 60 seconds");
+        Check(o.Dnsbl.CacheTime >= TimeSpan.Zero, "Dnsbl.CacheTime", "must not be negative");
         Check(o.Limits.MaxConnectionsPerIpPerMinute >= 0, "Limits.MaxConnectionsPerIpPerMinute", "must be 0 (no limit) or more");
         Check(o.Limits.MaxMessagesPerHourPerIp >= 0, "Limits.MaxMessagesPerHourPerIp", "must be 0 (no limit) or more");
         Check(o.Limits.MaxRecipientsPerHourPerIp >= 0, "Limits.MaxRecipientsPerHourPerIp", "must be 0 (no limit) or more");

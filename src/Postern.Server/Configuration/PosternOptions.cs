@@ -24,6 +24,7 @@ public sealed class PosternOptions
     public DeliveryOptions Delivery { get; set; } = new();
     public LimitsOptions Limits { get; set; } = new();
     public TriageOptions Triage { get; set; } = new();
+    public DnsblOptions Dnsbl { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
@@ -157,6 +158,42 @@ public sealed class TriageOptions
 
     /// <summary>How long a client that passed is spared the pause. Default 1 day.</summary>
     public TimeSpan CacheTime { get; set; } = TimeSpan.FromDays(1);
+}
+
+/// <summary>
+/// DNS block and allow lists checked at connect on mx listeners (RFC 5782; Postfix's postscreen
+/// DNSBL test is the model). Default: no lists, so nothing is looked up: a list is a policy choice
+/// with its own terms of use.
+/// </summary>
+public sealed class DnsblOptions
+{
+    /// <summary>Block lists; the weights of those that list a client add up. Default: none (the check is off).</summary>
+    public List<DnsListOptions> Lists { get; set; } = [];
+
+    /// <summary>Allow lists (DNSWL); the weights of those that list a client are taken off. Default: none.</summary>
+    public List<DnsListOptions> AllowLists { get; set; } = [];
+
+    /// <summary>The score at which a client is refused. Default 1 (as Postfix's postscreen_dnsbl_threshold): any one list.</summary>
+    public int Threshold { get; set; } = 1;
+
+    /// <summary>How long all the lists together may take; a list not answered by then is skipped. Default 5 seconds (inside the 6-second greeting pause).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a client's verdict is kept. Default 10 minutes.</summary>
+    public TimeSpan CacheTime { get; set; } = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>One DNS list: its zone, its weight, and which answers count.</summary>
+public sealed class DnsListOptions
+{
+    /// <summary>The list's DNS zone, e.g. zen.spamhaus.org. Required.</summary>
+    public string Zone { get; set; } = "";
+
+    /// <summary>What a listing counts for. Default 1.</summary>
+    public int Weight { get; set; } = 1;
+
+    /// <summary>The answers that count as a listing, e.g. 127.0.0.[2..11]. Default: none given, every answer in 127.0.0.0/8.</summary>
+    public List<string> Answers { get; set; } = [];
 }
 
 public sealed class LimitsOptions

@@ -28,6 +28,10 @@ public sealed class ServerContext
     public Limits.TriageCache TriageCache => LazyInitializer.EnsureInitialized(ref _triageCache, () => new Limits.TriageCache(Time, Options.Triage.CacheTime));
     private Limits.TriageCache? _triageCache;
 
+    /// <summary>The DNS block and allow lists, with their cache of verdicts (made on first use, from Options.Dnsbl and Options.Dns).</summary>
+    public Limits.Dnsbl Dnsbl => LazyInitializer.EnsureInitialized(ref _dnsbl, () => new Limits.Dnsbl(Options.Dnsbl, Options.Dns, Logger, Time));
+    private Limits.Dnsbl? _dnsbl;
+
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 

@@ -107,7 +107,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = "connection rate";
                 return;
             }
-            if (!await GreetingPauseAsync())
+            var dnsbl = StartDnsblCheck(); // runs during the greeting pause: the two waits overlap
+            if (!await GreetingPauseAsync() || await RefusedByDnsblAsync(dnsbl))
             {
                 return;
             }
