@@ -10,6 +10,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
+command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)   # the short fuzz run after the tests (fuzz/README.md)
 # swaks needs these Perl modules for STARTTLS, implicit TLS and AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl)
 perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
@@ -53,5 +54,7 @@ if [ "$failed" != 0 ]; then
   grep -E '^\s+Failed [A-Za-z]' "$log" || true
 fi
 rm -f "$log"
+# A short fuzz run: each target of fuzz/ for 8 s under afl-fuzz; a crash fails the build.
+fuzz/run.sh 8 || { echo "the fuzz run found a crash (fuzz/README.md says what to do)"; status=1; }
 echo "tests: $passed passed, $failed failed"
 exit "$status"

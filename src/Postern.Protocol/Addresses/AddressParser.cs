@@ -101,6 +101,18 @@ public static class AddressParser
         return TryParseMailbox(inner, allowUtf8, out mailbox);
     }
 
+    /// <summary>What follows the closing bracket of the path that starts <paramref name="text"/> (quotes respected); "" without one.</summary>
+    internal static string AfterPath(string text)
+    {
+        var s = text.TrimStart();
+        if (s.Length == 0 || s[0] != '<')
+        {
+            return "";
+        }
+        var close = FindClosingBracket(s);
+        return close < 0 ? "" : s[(close + 1)..];
+    }
+
     private static int FindClosingBracket(string s)
     {
         var inQuotes = false;
@@ -210,6 +222,14 @@ public static class AddressParser
         {
             return AddressError.TooLong;
         }
+        // A UTF-8 local part makes the address international whatever its domain, an address literal too.
+        foreach (var c in local)
+        {
+            if (c > 127)
+            {
+                international = true;
+            }
+        }
         if (domain.Length > 0 && domain[0] == '[')
         {
             if (!IsAddressLiteral(domain))
@@ -233,13 +253,6 @@ public static class AddressParser
         if (!IsDomain(domain, allowUtf8))
         {
             return AddressError.Syntax;
-        }
-        foreach (var c in local)
-        {
-            if (c > 127)
-            {
-                international = true;
-            }
         }
         mailbox = new Mailbox(local, domain, false, international);
         return AddressError.None;

@@ -115,8 +115,9 @@ public static class CommandParser
         {
             return new InvalidCommand(Verb.Mail, Reply.SyntaxError);
         }
-        // SMTPUTF8 must be known before the address is judged.
-        var smtpUtf8 = ParameterWords(rest).Any(w => w.Equals("SMTPUTF8", StringComparison.OrdinalIgnoreCase));
+        // SMTPUTF8 must be known before the address is judged. It is a parameter (RFC 6531 §3.4), so only
+        // what follows the path counts: a quoted local part saying "SMTPUTF8" is not the client asking for it.
+        var smtpUtf8 = ParameterWords(AddressParser.AfterPath(rest)).Any(w => w.Equals("SMTPUTF8", StringComparison.OrdinalIgnoreCase));
         var error = AddressParser.TryParseReversePath(rest, smtpUtf8, out var path, out var paramText);
         if (error != AddressError.None)
         {

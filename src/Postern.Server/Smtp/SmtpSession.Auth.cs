@@ -1,4 +1,3 @@
-using System.Text;
 using Postern.Protocol.Commands;
 using Postern.Protocol.Replies;
 using Postern.Server.Logging;
@@ -44,13 +43,12 @@ public sealed partial class SmtpSession
                     return;
                 }
                 // RFC 4616 §2: [authzid] NUL authcid NUL passwd
-                var parts = plain.Split('\0');
-                if (parts.Length != 3)
+                if (!AuthDecoder.TryParsePlain(plain, out var credentials))
                 {
                     Refuse("AUTH", Reply.AuthBadBase64.WithText("Malformed PLAIN response"));
                     return;
                 }
-                (authzid, user, password) = (parts[0], parts[1], parts[2]);
+                (authzid, user, password) = (credentials.AuthorizationId, credentials.AuthenticationId, credentials.Password);
                 break;
             case "LOGIN":
                 string? login = auth.InitialResponse;
