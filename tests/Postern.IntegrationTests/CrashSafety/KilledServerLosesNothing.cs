@@ -45,7 +45,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
             for (var round = 1; round <= Kills; round++)
             {
                 server = await PosternProcess.StartAsync(data, StartTimeout);
-                traffic = Traffic.Start(server.Port, round, random.Next());
+                traffic = Traffic.Start(server.Host, server.Port, round, random.Next());
                 // The random delay counts from the round's first 250, so that every round kills a
                 // server that is taking mail (and, from round 2, still delivering what it recovered).
                 await traffic.FirstAcknowledgedAsync(TimeSpan.FromSeconds(15));
@@ -224,9 +224,9 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
         private int _unanswered;
         private volatile bool _killing;
 
-        private Traffic(int port, int round, int seed)
+        private Traffic(string host, int port, int round, int seed)
         {
-            _clients = Enumerable.Range(0, Clients).Select(i => Task.Run(() => ClientAsync(port, round, i, new Random(seed + i)))).ToArray();
+            _clients = Enumerable.Range(0, Clients).Select(i => Task.Run(() => ClientAsync(host, port, round, i, new Random(seed + i)))).ToArray();
         }
 
         public ConcurrentQueue<SentMessage> Acknowledged { get; } = new();
@@ -244,7 +244,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
             set => _killing = value;
         }
 
-        public static Traffic Start(int port, int round, int seed) => new(port, round, seed);
+        public static Traffic Start(string host, int port, int round, int seed) => new(host, port, round, seed);
 
         /// <summary>Returns at the first 250 of the round, or after the timeout (the errors will tell why).</summary>
         public Task FirstAcknowledgedAsync(TimeSpan timeout) => Task.WhenAny(_firstAcknowledged.Task, Task.Delay(timeout));
@@ -259,7 +259,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
             await all;
         }
 
-        private async Task ClientAsync(int port, int round, int client, Random random)
+        private async Task ClientAsync(string host, int port, int round, int client, Random random)
         {
             var n = 0;
             while (!Killing)
@@ -267,7 +267,7 @@ public sealed class KilledServerLosesNothing(ITestOutputHelper output)
                 var dataSent = false;
                 try
                 {
-                    await using var c = await RawSmtp.OpenAsync(port);
+                    await using var c = await RawSmtp.OpenAsync(port, host: host);
                     var perConnection = random.Next(1, 12);
                     for (var i = 0; i < perConnection && !Killing; i++)
                     {

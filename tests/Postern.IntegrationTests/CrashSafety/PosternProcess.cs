@@ -18,11 +18,21 @@ internal sealed class PosternProcess : IDisposable
     private readonly ConcurrentQueue<string> _output = new();
     private readonly ConcurrentQueue<string> _notable = new();
 
-    private PosternProcess(Process process, int port)
+    private static int _instances;
+
+    private PosternProcess(Process process, string host, int port)
     {
         _process = process;
+        Host = host;
         Port = port;
     }
+
+    /// <summary>
+    /// The loopback address the server listens on: one of its own (127.0.3.N), so that the port
+    /// picked for it cannot be taken meanwhile by a test server on 127.0.0.1, nor a client of
+    /// another test reach this server by mistake.
+    /// </summary>
+    public string Host { get; }
 
     public int Port { get; }
 
@@ -42,14 +52,15 @@ internal sealed class PosternProcess : IDisposable
     /// </summary>
     public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null)
     {
-        var port = FreePort();
+        var host = $"127.0.3.{(Interlocked.Increment(ref _instances) % 250) + 1}";
+        var port = FreePort(host);
         var config = Path.Combine(Path.GetDirectoryName(dataDir)!, $"postern-{port}.json");
         var settings = new Dictionary<string, object>
         {
             ["Hostname"] = "mx.example.test",
             ["DataDirectory"] = dataDir,
             ["Domains"] = new[] { "example.test" },
-            ["Listeners"] = new[] { new { Name = "mx", Endpoint = $"127.0.0.1:{port}", Role = "mx" } },
+            ["Listeners"] = new[] { new { Name = "mx", Endpoint = $"{host}:{port}", Role = "mx" } },
             ["Tls"] = new { Generate = true },
             ["Accounts"] = new { PasswdFile = "passwd" },
             // These clients write without waiting for the greeting's pause: triage is tested elsewhere.
@@ -85,7 +96,7 @@ internal sealed class PosternProcess : IDisposable
         }
 
         var process = new Process { StartInfo = start };
-        var child = new PosternProcess(process, port);
+        var child = new PosternProcess(process, host, port);
         process.OutputDataReceived += (_, e) => child.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => child.Keep(e.Data is null ? null : "stderr: " + e.Data);
         process.Start();
@@ -156,7 +167,7 @@ internal sealed class PosternProcess : IDisposable
             try
             {
                 using var tcp = new TcpClient();
-                await tcp.ConnectAsync(IPAddress.Loopback, Port);
+                await tcp.ConnectAsync(IPAddress.Parse(Host), Port);
                 return;
             }
             catch (SocketException) when (DateTime.UtcNow < deadline)
@@ -171,10 +182,10 @@ internal sealed class PosternProcess : IDisposable
     }
 
     /// <summary>A port nothing listens on now: bind to port 0, read what the system chose, release it.</summary>
-    private static int FreePort()
+    private static int FreePort(string host)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Bind(new IPEndPoint(IPAddress.Parse(host), 0));
         return ((IPEndPoint)socket.LocalEndPoint!).Port;
     }
 

@@ -42,9 +42,9 @@ public sealed class RawSmtp : IAsyncDisposable
     }
 
     /// <summary>Connects and reads the greeting.</summary>
-    public static async Task<RawSmtp> OpenAsync(int port, bool implicitTls = false, string? ehlo = "client.example", System.Net.IPAddress? from = null)
+    public static async Task<RawSmtp> OpenAsync(int port, bool implicitTls = false, string? ehlo = "client.example", System.Net.IPAddress? from = null, string host = "127.0.0.1")
     {
-        var c = await ConnectAsync(port, implicitTls, from);
+        var c = await ConnectAsync(port, implicitTls, from, host);
         await c.ExpectAsync(220);
         if (ehlo is not null)
         {
