@@ -132,11 +132,11 @@ public sealed class DeliveryOptions
     /// <summary>Local delivery workers. Default 4.</summary>
     public int LocalConcurrency { get; set; } = 4;
 
-    /// <summary>Messages being delivered to other servers at once (each waits on the network). Default 20.</summary>
-    public int RemoteConcurrency { get; set; } = 20;
+    /// <summary>Messages being delivered to other servers at once (each waits on the network). Default 50.</summary>
+    public int RemoteConcurrency { get; set; } = 50;
 
-    /// <summary>Deliveries to one destination domain (or to the smarthost) at once. Default 10.</summary>
-    public int DestinationConcurrency { get; set; } = 10;
+    /// <summary>Deliveries to one destination domain (or to the smarthost) at once. Default 20 (as Postfix's default_destination_concurrency_limit).</summary>
+    public int DestinationConcurrency { get; set; } = 20;
 
     /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt. Default 5 minutes.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMinutes(5);

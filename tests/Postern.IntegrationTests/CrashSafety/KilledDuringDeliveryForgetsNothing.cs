@@ -18,7 +18,7 @@ namespace Postern.IntegrationTests.CrashSafety;
 public sealed class KilledDuringDeliveryForgetsNothing(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int Messages = 300;
-    private const int Workers = 24; // Delivery.LocalConcurrency + RemoteConcurrency, the most that can be in flight
+    private const int Workers = 54; // Delivery.LocalConcurrency + RemoteConcurrency, the most that can be in flight
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
 
     private static readonly string Zone = DnsServer.Zone("peer.test", """
