@@ -47,8 +47,13 @@ public sealed class Spool : IAsyncDisposable
     public string MessagePath(QueueId id) => Path.Combine(MessagesDir, id.Value);
     public string StatePath(QueueId id) => Path.Combine(StateDir, id.Value);
 
-    /// <summary>Starts a new message; the envelope is written first, the message streams after it.</summary>
-    public SpoolWriter Create(Envelope envelope)
+    /// <summary>
+    /// Starts a new message; the envelope is written first, the message streams after it.
+    /// <paramref name="room"/> spaces after the envelope's JSON leave room for what is only known at
+    /// the end of the data (the authentication results): <see cref="SpoolWriter.RewriteEnvelope"/>
+    /// writes the envelope again in place before the commit. JSON readers ignore the spaces.
+    /// </summary>
+    public SpoolWriter Create(Envelope envelope, int room = 0)
     {
         var id = new QueueId(envelope.Id);
         var path = Path.Combine(TmpDir, id.Value);
@@ -57,8 +62,12 @@ public sealed class Spool : IAsyncDisposable
         try
         {
             writer.Write(Magic);
-            writer.Write(EnvelopeCodec.Encode(envelope));
+            var json = EnvelopeCodec.Encode(envelope);
+            writer.Write(json);
+            writer.GetSpan(room)[..room].Fill((byte)' ');
+            writer.Advance(room);
             writer.Write("\n"u8);
+            writer.EnvelopeRoom = json.Length + room;
             writer.MessageStart = writer.Length;
         }
         catch
@@ -322,6 +331,45 @@ public sealed class SpoolWriter : IBufferWriter<byte>, IDisposable
 
     /// <summary>Where the message octets begin (after the envelope line).</summary>
     public long MessageStart { get; internal set; }
+
+    /// <summary>Octets between the magic and the LF that an envelope may fill (its JSON and the room after it).</summary>
+    internal int EnvelopeRoom { get; set; }
+
+    /// <summary>
+    /// Writes <paramref name="envelope"/> over the one written at the start, padded with spaces, before
+    /// the commit. False (and nothing written) when it does not fit the room left at
+    /// <see cref="Spool.Create"/>; the first envelope then stands.
+    /// </summary>
+    public bool RewriteEnvelope(Envelope envelope)
+    {
+        var json = EnvelopeCodec.Encode(envelope);
+        if (json.Length > EnvelopeRoom || _handle is null)
+        {
+            return false;
+        }
+        var bytes = new byte[EnvelopeRoom];
+        json.CopyTo(bytes, 0);
+        bytes.AsSpan(json.Length).Fill((byte)' ');
+        var at = (long)Spool.Magic.Length;
+        // Part of it may already be in the file, part still in the buffer.
+        var inFile = (int)Math.Clamp(_fileOffset - at, 0, bytes.Length);
+        if (inFile > 0 && Failure is null)
+        {
+            try
+            {
+                RandomAccess.Write(_handle, bytes.AsSpan(0, inFile), at);
+            }
+            catch (IOException e)
+            {
+                Failure = e;
+            }
+        }
+        if (inFile < bytes.Length)
+        {
+            bytes.AsSpan(inFile).CopyTo(_buffer.AsSpan((int)(at + inFile - _fileOffset)));
+        }
+        return true;
+    }
 
     /// <summary>Octets written so far, envelope included.</summary>
     public long Length => _fileOffset + _used;
