@@ -44,8 +44,11 @@ public sealed class Maildir(string mailRoot, string hostname, IDurability durabi
         }
     }
 
-    /// <summary>Delivers one copy: a Return-Path and Delivered-To header, then the message as received.</summary>
-    public string Deliver(string account, string returnPath, Stream message, long size, string? folder = null)
+    /// <summary>
+    /// Delivers one copy: a Return-Path and Delivered-To header, <paramref name="trace"/> (header
+    /// fields the receiving side made, such as Authentication-Results), then the message as received.
+    /// </summary>
+    public string Deliver(string account, string returnPath, Stream message, long size, string? folder = null, string? trace = null)
     {
         var root = PathFor(account);
         var box = folder is null ? root : Path.Combine(root, "." + folder);
@@ -56,7 +59,7 @@ public sealed class Maildir(string mailRoot, string hostname, IDurability durabi
             CreateDurably(box);
         }
         // RFC 5321 §4.4: the delivering server adds Return-Path.
-        var head = Encoding.UTF8.GetBytes($"Return-Path: <{returnPath}>\r\nDelivered-To: {account}\r\n");
+        var head = Encoding.UTF8.GetBytes($"Return-Path: <{returnPath}>\r\nDelivered-To: {account}\r\n{trace}");
         var total = head.Length + size;
         var now = DateTimeOffset.UtcNow;
         // Maildir unique name: time, microseconds, pid, a counter, the host; S= lets Dovecot skip a stat.

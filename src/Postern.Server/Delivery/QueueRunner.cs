@@ -376,7 +376,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                     continue;
                 }
                 using var content = Spool.OpenMessage(message);
-                var file = maildir.Deliver(address, message.Envelope.From, content, message.MessageLength);
+                var file = maildir.Deliver(address, message.Envelope.From, content, message.MessageLength, message.Envelope.Folder, message.Envelope.AuthenticationResults);
                 delivered.Add($"{address}:{Path.GetFileName(file)}");
             }
             return new DeliveryOutcome.Delivered(delivered.Count == 0 ? "forwarded" : string.Join(' ', delivered));

@@ -28,6 +28,12 @@ public sealed class Envelope
     /// <summary>RFC 3848 protocol name, e.g. ESMTPSA.</summary>
     public string Protocol { get; set; } = "";
     public List<EnvelopeRecipient> Recipients { get; set; } = [];
+
+    /// <summary>The Authentication-Results field (RFC 8601, whole, CRLF-terminated) that local delivery puts on top of the message; null when none was made.</summary>
+    public string? AuthenticationResults { get; set; }
+
+    /// <summary>The Maildir folder local delivery uses instead of the inbox (e.g. "Junk" for DMARC quarantine); null for the inbox.</summary>
+    public string? Folder { get; set; }
 }
 
 public sealed class EnvelopeRecipient

@@ -1,0 +1,51 @@
+using System.Text;
+using Postern.IntegrationTests.Infrastructure;
+using Postern.Server.Queue;
+
+namespace Postern.IntegrationTests.Delivery;
+
+/// <summary>
+/// What the receiving side decided about a message travels in its envelope: local delivery puts the
+/// Authentication-Results field on top of the message, and a folder (Junk, for DMARC quarantine)
+/// instead of the inbox.
+/// </summary>
+public sealed class LocalDeliveryAddsAuthenticationResults
+{
+    [Theory]
+    [InlineData(null)]
+    [InlineData("Junk")]
+    public async Task TheFieldIsOnTopAndTheFolderIsUsed(string? folder)
+    {
+        const string results = "Authentication-Results: mx.example.test;\r\n\tspf=pass smtp.mailfrom=origin.test\r\n";
+        var dir = TestServer.NewDataDir();
+        var content = Encoding.ASCII.GetBytes("Received: from x\r\nSubject: results\r\n\r\nbody\r\n");
+        await using (var spool = new Spool(Path.Combine(dir, "queue")))
+        {
+            var id = QueueId.New(DateTimeOffset.UtcNow);
+            using var w = spool.Create(new Envelope
+            {
+                Id = id.Value,
+                Received = DateTimeOffset.UtcNow,
+                From = "app@origin.test",
+                Recipients = [new EnvelopeRecipient { Address = "alice@example.test", Local = true }],
+                AuthenticationResults = results,
+                Folder = folder,
+            });
+            System.Buffers.BuffersExtensions.Write(w, content);
+            await w.CommitAsync();
+        }
+        await using var server = await TestServer.StartOnAsync(dir);
+        var deadline = Environment.TickCount64 + 10_000;
+        while (server.Delivered("alice@example.test", folder).Length == 0 && Environment.TickCount64 < deadline)
+        {
+            await Task.Delay(20);
+        }
+        var file = Assert.Single(server.Delivered("alice@example.test", folder));
+        var text = File.ReadAllText(file);
+        Assert.Equal("Return-Path: <app@origin.test>\r\nDelivered-To: alice@example.test\r\n" + results + "Received: from x\r\nSubject: results\r\n\r\nbody\r\n", text);
+        if (folder is not null)
+        {
+            Assert.Empty(server.Delivered("alice@example.test"));
+        }
+    }
+}
