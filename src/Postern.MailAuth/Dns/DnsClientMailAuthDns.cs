@@ -43,8 +43,10 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
         {
             response = await _dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
         }
-        catch (DnsResponseException)
+        catch (Exception e) when (e is DnsResponseException or System.Net.Sockets.SocketException or IOException or TimeoutException
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
+            // No answer, whatever the reason: a temporary error, never a crash of the check.
             return DnsAnswer<T>.TempError;
         }
         return response.Header.ResponseCode switch
