@@ -60,6 +60,8 @@ public static class ConfigurationLoader
             ["Tls:Generate"] = "true",
             // Trying it out should not wait: the greeting pause is off (pregreet cannot be seen then).
             ["Triage:GreetingPause"] = "00:00:00",
+            // Nor on DNS: mail authentication would ask the system resolvers about every sender.
+            ["MailAuth:Enabled"] = "false",
         };
     }
 

@@ -24,6 +24,7 @@ public sealed class PosternOptions
     public DeliveryOptions Delivery { get; set; } = new();
     public LimitsOptions Limits { get; set; } = new();
     public TriageOptions Triage { get; set; } = new();
+    public MailAuthOptions MailAuth { get; set; } = new();
     public DnsblOptions Dnsbl { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
 
@@ -146,6 +147,15 @@ public sealed class DeliveryOptions
 
     /// <summary>Acknowledge durably, then drop instead of delivering (for benchmarks, like Postfix's discard transport). Default false.</summary>
     public bool Discard { get; set; }
+}
+
+public sealed class MailAuthOptions
+{
+    /// <summary>SPF (and, as they land, DKIM and DMARC) checked on mail from other servers, with an Authentication-Results field added. Default true (false under --dev).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Refuse a message whose MAIL FROM fails SPF (550 5.7.23) instead of only recording it. Default false: DMARC decides with the domain's own policy.</summary>
+    public bool RejectSpfFail { get; set; }
 }
 
 public sealed class TriageOptions

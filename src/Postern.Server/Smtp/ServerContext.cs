@@ -32,6 +32,15 @@ public sealed class ServerContext
     public Limits.Dnsbl Dnsbl => LazyInitializer.EnsureInitialized(ref _dnsbl, () => new Limits.Dnsbl(Options.Dnsbl, Options.Dns, Logger, Time));
     private Limits.Dnsbl? _dnsbl;
 
+    /// <summary>The SPF checker (made on first use, asking Dns.Servers).</summary>
+    public Postern.MailAuth.Spf.SpfEvaluator Spf => LazyInitializer.EnsureInitialized(ref _spf, () => new Postern.MailAuth.Spf.SpfEvaluator(MailAuthDns, Options.Hostname, Time));
+    private Postern.MailAuth.Spf.SpfEvaluator? _spf;
+
+    /// <summary>DNS for mail authentication, against Dns.Servers (the system resolvers when empty).</summary>
+    public Postern.MailAuth.Dns.IMailAuthDns MailAuthDns => LazyInitializer.EnsureInitialized(ref _mailAuthDns,
+        () => new Postern.MailAuth.Dns.DnsClientMailAuthDns(Options.Dns.Servers.Select(Delivery.MxResolver.ParseServer).ToList(), Options.Dns.Timeout));
+    private Postern.MailAuth.Dns.IMailAuthDns? _mailAuthDns;
+
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 

@@ -101,6 +101,7 @@ public sealed partial class SmtpSession
             Listener = _listener.Name,
             Protocol = ProtocolName(t),
             Recipients = t.Recipients,
+            AuthenticationResults = t.AuthResults.Count == 0 ? null : Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.Format(Options.Hostname, t.AuthResults),
         };
         try
         {

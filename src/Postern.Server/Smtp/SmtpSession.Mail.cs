@@ -8,7 +8,7 @@ namespace Postern.Server.Smtp;
 public sealed partial class SmtpSession
 {
     /// <summary>MAIL FROM (RFC 5321 §4.1.1.2), with SIZE (RFC 1870), BODY, SMTPUTF8 and DSN RET/ENVID.</summary>
-    private void Mail(MailCommand mail)
+    private async Task MailAsync(MailCommand mail)
     {
         if (_shutdownRequested)
         {
@@ -42,8 +42,32 @@ public sealed partial class SmtpSession
             Refuse("MAIL", Reply.MessageRateExceeded, _user is null ? $"messages per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"messages per hour of user {_user}");
             return;
         }
+        var spf = await CheckSpfAsync(mail);
+        if (spf?.Result == Postern.MailAuth.AuthResult.Fail && Options.MailAuth.RejectSpfFail)
+        {
+            Refuse("MAIL", Reply.SpfFail.WithText($"SPF check failed: {Printable(spf.Explanation ?? spf.Reason, 200)}"), $"spf=fail {spf.Reason}");
+            return;
+        }
         _transaction = new Transaction(mail, QueueId.New(_ctx.Time.GetUtcNow()));
+        if (spf is not null)
+        {
+            _transaction.AuthResults.Add(new Postern.MailAuth.AuthenticationResults.MethodResult("spf", spf.Result, spf.Reason,
+                [mail.From.Mailbox is null ? ("smtp.helo", _helo ?? "") : ("smtp.mailfrom", spf.Sender)]));
+        }
         _state = SessionState.Mail;
         Send(Reply.SenderOk);
+    }
+
+    /// <summary>
+    /// SPF (RFC 7208) for mail from other servers: on the mx role, not for authenticated users or
+    /// trusted networks, when MailAuth.Enabled. Null when not checked.
+    /// </summary>
+    private async Task<Postern.MailAuth.Spf.SpfOutcome?> CheckSpfAsync(MailCommand mail)
+    {
+        if (!Options.MailAuth.Enabled || _listener.Role != ListenerRole.Mx || _user is not null || _ctx.IsTrusted(RemoteIp))
+        {
+            return null;
+        }
+        return await _ctx.Spf.CheckMailFromAsync(RemoteIp, mail.From.Mailbox?.Address ?? "", _helo ?? "", _ctx.ShuttingDown);
     }
 }

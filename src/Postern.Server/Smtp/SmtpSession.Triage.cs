@@ -101,6 +101,9 @@ public sealed partial class SmtpSession
 
     private static byte[] Prefix(ReadOnlySequence<byte> buffer) => buffer.Slice(0, Math.Min(buffer.Length, 64)).ToArray();
 
-    private static string Printable(byte[] bytes) =>
-        new(System.Text.Encoding.ASCII.GetString(bytes).Select(c => c is >= ' ' and < '\x7f' ? c : '.').ToArray());
+    private static string Printable(byte[] bytes) => Printable(System.Text.Encoding.ASCII.GetString(bytes), bytes.Length);
+
+    /// <summary>Text from outside made safe for a reply or a log: printable ASCII only, at most <paramref name="max"/> characters.</summary>
+    private static string Printable(string text, int max) =>
+        new(text.Take(max).Select(c => c is >= ' ' and < '\x7f' ? c : '.').ToArray());
 }

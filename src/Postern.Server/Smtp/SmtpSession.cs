@@ -221,7 +221,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
                     Helo(helo);
                 }
                 break;
-            case MailCommand mail: Mail(mail); break;
+            case MailCommand mail: await MailAsync(mail); break;
             case RcptCommand rcpt: Rcpt(rcpt); break;
             case BdatCommand bdat: await BdatAsync(bdat); break;
             case AuthCommand auth: await AuthAsync(auth); break;

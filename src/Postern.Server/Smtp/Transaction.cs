@@ -14,6 +14,8 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public Envelope? Envelope { get; set; }
     public BdatReader? Bdat { get; set; }
     public HeaderFixup? Fixup { get; set; }
+    /// <summary>The receiving side's checks (SPF at MAIL), for the Authentication-Results field.</summary>
+    public List<Postern.MailAuth.AuthenticationResults.MethodResult> AuthResults { get; } = [];
     /// <summary>Where content is written: the header guard, in front of the fixup (submission) or the spool file.</summary>
     public Postern.Protocol.Parsing.HeaderGuard? Headers { get; set; }
     /// <summary>When the first DATA or BDAT began, for the minimum data rate.</summary>

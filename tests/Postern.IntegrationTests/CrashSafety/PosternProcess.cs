@@ -65,6 +65,7 @@ internal sealed class PosternProcess : IDisposable
             ["Accounts"] = new { PasswdFile = "passwd" },
             // These clients write without waiting for the greeting's pause: triage is tested elsewhere.
             ["Triage"] = new { Enabled = false },
+            ["MailAuth"] = new { Enabled = false },
             // Thousands of connections from 127.0.0.1 in a few seconds: rates are tested elsewhere (RateLimits.cs).
             ["Limits"] = new { MaxConnectionsPerIpPerMinute = 0, MaxMessagesPerHourPerIp = 0, MaxRecipientsPerHourPerIp = 0 },
         };

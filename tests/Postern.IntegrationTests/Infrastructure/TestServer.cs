@@ -65,6 +65,8 @@ public sealed class TestServer : IAsyncDisposable
         Limits = new LimitsOptions { TarpitAfterErrors = 0 },
         // Connection triage likewise (ConnectionTriage.cs): many tests write a whole dialogue at once.
         Triage = new TriageOptions { Enabled = false },
+        // And mail authentication (MailAuthentication.cs): it would ask the dead resolver about every sender.
+        MailAuth = new MailAuthOptions { Enabled = false },
         // Tests never ask a real resolver: nothing answers here, so remote mail simply defers.
         Dns = new DnsOptions { Servers = ["127.0.0.1:9"], Timeout = TimeSpan.FromMilliseconds(500) },
         Aliases = new(StringComparer.OrdinalIgnoreCase)
