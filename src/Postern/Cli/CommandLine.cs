@@ -89,6 +89,7 @@ public static class CommandLine
           queue flush|retry ID|hold ID|release ID|bounce ID|delete ID [--json]
           bans list|release KEY [--json]        AUTH brute-force bans (ip:ADDR, net:PREFIX/64, user:ADDRESS)
           config check [--config FILE] [--dev] [--json]
+          dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D/S.key; prints its TXT record
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
 
@@ -113,6 +114,7 @@ public static class CommandLine
                 "queue" => QueueCommand.Run(rest, stdout, stderr),
                 "bans" => BansCommand.Run(rest, stdout, stderr),
                 "config" => ConfigCommand.Run(rest, stdout, stderr),
+                "dkim" => DkimCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),
             };
