@@ -17,27 +17,38 @@ public sealed record MethodResult(string Method, AuthResult Result, string? Reas
 public static class AuthenticationResultsHeader
 {
     /// <summary>The whole field, folded, ending in CRLF: <c>Authentication-Results: host; spf=pass ...; dkim=...</c>.</summary>
-    public static string Format(string authservId, IReadOnlyList<MethodResult> results)
+    public static string Format(string authservId, IReadOnlyList<MethodResult> results) =>
+        Format(authservId, results.Select(ToResInfo).ToList());
+
+    /// <summary>The whole field from ready-made resinfo texts (<c>dkim=pass header.d=example.com</c>), one per folded line.</summary>
+    public static string Format(string authservId, IReadOnlyList<string> resinfos)
     {
         var sb = new StringBuilder("Authentication-Results: ").Append(authservId);
-        if (results.Count == 0)
+        if (resinfos.Count == 0)
         {
             // RFC 8601 §2.2: "none" when no method was applied.
             return sb.Append("; none\r\n").ToString();
         }
-        foreach (var r in results)
+        foreach (var r in resinfos)
         {
-            sb.Append(";\r\n\t").Append(r.Method).Append('=').Append(Word(r.Result));
-            if (r.Reason is { Length: > 0 } reason)
-            {
-                sb.Append(" reason=").Append(Quote(reason));
-            }
-            foreach (var (name, value) in r.Properties ?? [])
-            {
-                sb.Append(' ').Append(name).Append('=').Append(IsToken(value) ? value : Quote(value));
-            }
+            sb.Append(";\r\n\t").Append(r);
         }
         return sb.Append("\r\n").ToString();
+    }
+
+    /// <summary>One method's resinfo: <c>spf=pass reason="..." smtp.mailfrom=example.com</c>.</summary>
+    public static string ToResInfo(MethodResult r)
+    {
+        var sb = new StringBuilder(r.Method).Append('=').Append(Word(r.Result));
+        if (r.Reason is { Length: > 0 } reason)
+        {
+            sb.Append(" reason=").Append(Quote(reason));
+        }
+        foreach (var (name, value) in r.Properties ?? [])
+        {
+            sb.Append(' ').Append(name).Append('=').Append(IsToken(value) ? value : Quote(value));
+        }
+        return sb.ToString();
     }
 
     /// <summary>The result word of RFC 8601 §2.7.</summary>

@@ -30,6 +30,7 @@ public static class Reply
     public static readonly SmtpReply Pregreet = new(554, "5.5.1", "Protocol error: you talked before my greeting");
     public static readonly SmtpReply EarlyPipelining = new(554, "5.5.1", "Protocol error: commands sent before the EHLO reply allowed pipelining");
     public static readonly SmtpReply NonSmtpInput = new(554, "5.7.0", "This is an SMTP server: HTTP and other non-SMTP input is refused");
+    public static readonly SmtpReply DmarcReject = new(550, "5.7.1", "Message rejected by the DMARC policy of the sender's domain");
     public static readonly SmtpReply SpfFail = new(550, "5.7.23", "SPF validation failed");
     public static readonly SmtpReply ConnectionRateExceeded = new(421, "4.7.0", "Too many new connections from your address, try again later");
     public static readonly SmtpReply MessageRateExceeded = new(450, "4.7.1", "Too many messages from you this hour, try again later");

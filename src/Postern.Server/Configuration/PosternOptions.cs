@@ -156,6 +156,9 @@ public sealed class MailAuthOptions
 
     /// <summary>Refuse a message whose MAIL FROM fails SPF (550 5.7.23) instead of only recording it. Default false: DMARC decides with the domain's own policy.</summary>
     public bool RejectSpfFail { get; set; }
+
+    /// <summary>Apply the sender domain's DMARC policy: reject (550 5.7.1 at the end of DATA) or quarantine (to the Junk folder). False: only record it. Default true.</summary>
+    public bool EnforceDmarc { get; set; } = true;
 }
 
 public sealed class TriageOptions

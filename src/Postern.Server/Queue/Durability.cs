@@ -96,7 +96,8 @@ public static class SafeFile
     /// <summary>Creates a new file that nobody else can read (the spool holds other people's mail).</summary>
     public static SafeFileHandle CreateNew(string path, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
     {
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        // ReadWrite: the spool reads a message back through its own handle before the commit (DKIM).
+        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
         if (!OperatingSystem.IsWindows())
         {
             // The data directory itself is 0700, so the umask-wide moment before this is not visible.

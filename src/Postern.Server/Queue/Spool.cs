@@ -428,6 +428,65 @@ public sealed class SpoolWriter : IBufferWriter<byte>, IDisposable
         _used = 0;
     }
 
+    /// <summary>
+    /// The message as written so far, read back through the writer's own handle (the file is
+    /// locked against other opens) before the commit: for DKIM and DMARC at the end of the data.
+    /// </summary>
+    public Stream ReadMessage()
+    {
+        FlushBuffer();
+        if (_handle is null || Failure is not null)
+        {
+            throw Failure ?? new IOException("the spool file is closed");
+        }
+        return new HandleReader(_handle, MessageStart, _fileOffset);
+    }
+
+    /// <summary>A read-only stream over part of an open file, by positioned reads.</summary>
+    private sealed class HandleReader(SafeFileHandle handle, long start, long end) : Stream
+    {
+        private long _offset;
+        private long At
+        {
+            get => start + _offset;
+            set => _offset = value - start;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => end - start;
+
+        public override long Position
+        {
+            get => At - start;
+            set => At = start + Math.Clamp(value, 0, end - start);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = RandomAccess.Read(handle, buffer[..(int)Math.Min(buffer.Length, end - At)], At);
+            At += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            Position = origin switch { SeekOrigin.Begin => offset, SeekOrigin.Current => Position + offset, _ => Length + offset };
+            return Position;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
     /// <summary>Flushes, fsyncs and commits. Throws <see cref="IOException"/> if the message is not durable.</summary>
     public async Task CommitAsync()
     {

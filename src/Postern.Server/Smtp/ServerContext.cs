@@ -36,6 +36,14 @@ public sealed class ServerContext
     public Postern.MailAuth.Spf.SpfEvaluator Spf => LazyInitializer.EnsureInitialized(ref _spf, () => new Postern.MailAuth.Spf.SpfEvaluator(MailAuthDns, Options.Hostname, Time));
     private Postern.MailAuth.Spf.SpfEvaluator? _spf;
 
+    /// <summary>The DKIM verifier (made on first use).</summary>
+    public Postern.MailAuth.Dkim.DkimVerifier Dkim => LazyInitializer.EnsureInitialized(ref _dkim, () => new Postern.MailAuth.Dkim.DkimVerifier(MailAuthDns, Time));
+    private Postern.MailAuth.Dkim.DkimVerifier? _dkim;
+
+    /// <summary>The DMARC evaluator (made on first use, with the shipped Public Suffix List).</summary>
+    public Postern.MailAuth.Dmarc.DmarcEvaluator Dmarc => LazyInitializer.EnsureInitialized(ref _dmarc, () => new Postern.MailAuth.Dmarc.DmarcEvaluator(MailAuthDns));
+    private Postern.MailAuth.Dmarc.DmarcEvaluator? _dmarc;
+
     /// <summary>DNS for mail authentication, against Dns.Servers (the system resolvers when empty).</summary>
     public Postern.MailAuth.Dns.IMailAuthDns MailAuthDns => LazyInitializer.EnsureInitialized(ref _mailAuthDns,
         () => new Postern.MailAuth.Dns.DnsClientMailAuthDns(Options.Dns.Servers.Select(Delivery.MxResolver.ParseServer).ToList(), Options.Dns.Timeout));

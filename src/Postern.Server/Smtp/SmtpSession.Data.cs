@@ -105,7 +105,8 @@ public sealed partial class SmtpSession
         };
         try
         {
-            t.Writer = _ctx.Spool.Create(envelope);
+            // Room for the Authentication-Results field, known only at the end of the data.
+            t.Writer = _ctx.Spool.Create(envelope, room: t.Spf is null ? 0 : 4096);
             t.Envelope = envelope;
             t.Writer.WriteText(ReceivedHeader(t, envelope.Received));
         }
@@ -124,7 +125,14 @@ public sealed partial class SmtpSession
                 () => $"<{t.Id.Value}.{now.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}@{Options.Hostname}>",
                 () => FormatDate(now));
         }
-        t.Headers = new HeaderGuard((IBufferWriter<byte>?)t.Fixup ?? t.Writer);
+        IBufferWriter<byte> target = (IBufferWriter<byte>?)t.Fixup ?? t.Writer;
+        if (t.Spf is not null)
+        {
+            // RFC 8601 §5: a field that claims our authserv-id came from the sender, not from us.
+            target = t.Filter = new HeaderFieldFilter(target, "Authentication-Results",
+                field => Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.ClaimsToBe(FieldValue(field.Span), Options.Hostname));
+        }
+        t.Headers = new HeaderGuard(target);
         t.DataStarted = _ctx.Time.GetUtcNow();
         return true;
     }
@@ -138,8 +146,13 @@ public sealed partial class SmtpSession
             ResetTransaction();
             return;
         }
+        t.Filter?.Complete();
         t.Fixup?.Complete();
         var writer = t.Writer!;
+        if (t.Spf is not null && !await AuthenticateAsync(t, writer))
+        {
+            return;
+        }
         try
         {
             await writer.CommitAsync();
@@ -210,4 +223,51 @@ public sealed partial class SmtpSession
     /// <summary>RFC 5322 §3.3 date-time.</summary>
     internal static string FormatDate(DateTimeOffset d) =>
         d.ToString("ddd, dd MMM yyyy HH:mm:ss ", CultureInfo.InvariantCulture) + d.ToString("zzz", CultureInfo.InvariantCulture).Replace(":", "", StringComparison.Ordinal);
+
+    private static string FieldValue(ReadOnlySpan<byte> field)
+    {
+        var colon = field.IndexOf((byte)':');
+        return System.Text.Encoding.UTF8.GetString(colon < 0 ? field : field[(colon + 1)..]);
+    }
+
+    /// <summary>
+    /// DKIM and DMARC at the end of the data, read back from the spool file before the commit: the
+    /// results go into the envelope's Authentication-Results field (with SPF's from MAIL), a DMARC
+    /// reject refuses the message (550 5.7.1) and a quarantine sends it to the Junk folder, unless
+    /// MailAuth.EnforceDmarc is off. False when the message was refused.
+    /// </summary>
+    private async Task<bool> AuthenticateAsync(Transaction t, SpoolWriter writer)
+    {
+        IReadOnlyList<Postern.MailAuth.Dkim.DkimSignatureResult> dkim;
+        MimeKit.HeaderList headers;
+        await using (var file = new BufferedStream(writer.ReadMessage(), 64 * 1024))
+        {
+            dkim = await _ctx.Dkim.VerifyAsync(file, _ctx.ShuttingDown);
+            file.Position = 0;
+            headers = await MimeKit.HeaderList.LoadAsync(MimeKit.ParserOptions.Default, file, _ctx.ShuttingDown);
+        }
+        var spf = t.Spf!;
+        var author = Postern.MailAuth.Dmarc.AuthorDomain.FromHeaders(headers);
+        var spfDomain = spf.Sender[(spf.Sender.LastIndexOf('@') + 1)..];
+        var dmarc = await _ctx.Dmarc.EvaluateAsync(author, new Postern.MailAuth.Dmarc.MechanismResult(spf.Result, spfDomain),
+            dkim.Select(d => new Postern.MailAuth.Dmarc.MechanismResult(d.Result, d.Domain)).ToList(), _ctx.ShuttingDown);
+        var resinfos = t.AuthResults.Select(Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.ToResInfo).ToList();
+        resinfos.AddRange(dkim.Count == 0 ? ["dkim=none"] : dkim.Select(d => d.ToResInfo()));
+        resinfos.Add(dmarc.ToAuthenticationResults());
+        var enforce = Options.MailAuth.EnforceDmarc;
+        if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Reject)
+        {
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DmarcReject.WithText($"Message rejected: it fails the DMARC policy of {dmarc.AuthorDomain} (p=reject)"), dmarc.ToAuthenticationResults());
+            ResetTransaction();
+            return false;
+        }
+        var envelope = t.Envelope!;
+        envelope.AuthenticationResults = Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.Format(Options.Hostname, resinfos);
+        if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Quarantine)
+        {
+            envelope.Folder = "Junk";
+        }
+        writer.RewriteEnvelope(envelope);
+        return true;
+    }
 }

@@ -49,6 +49,7 @@ public sealed partial class SmtpSession
             return;
         }
         _transaction = new Transaction(mail, QueueId.New(_ctx.Time.GetUtcNow()));
+        _transaction.Spf = spf;
         if (spf is not null)
         {
             _transaction.AuthResults.Add(new Postern.MailAuth.AuthenticationResults.MethodResult("spf", spf.Result, spf.Reason,

@@ -16,6 +16,10 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public HeaderFixup? Fixup { get; set; }
     /// <summary>The receiving side's checks (SPF at MAIL), for the Authentication-Results field.</summary>
     public List<Postern.MailAuth.AuthenticationResults.MethodResult> AuthResults { get; } = [];
+    /// <summary>SPF was checked at MAIL: the message gets DKIM, DMARC and an Authentication-Results field at its end.</summary>
+    public Postern.MailAuth.Spf.SpfOutcome? Spf { get; set; }
+    /// <summary>Removes forged Authentication-Results fields with our authserv-id as the message streams in.</summary>
+    public Postern.Protocol.Parsing.HeaderFieldFilter? Filter { get; set; }
     /// <summary>Where content is written: the header guard, in front of the fixup (submission) or the spool file.</summary>
     public Postern.Protocol.Parsing.HeaderGuard? Headers { get; set; }
     /// <summary>When the first DATA or BDAT began, for the minimum data rate.</summary>

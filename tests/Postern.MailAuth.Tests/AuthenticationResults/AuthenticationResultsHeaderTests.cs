@@ -30,7 +30,7 @@ public sealed class AuthenticationResultsHeaderTests
 
     [Fact]
     public void NoMethodIsNone() =>
-        Assert.Equal("Authentication-Results: mx.example.com; none\r\n", AuthenticationResultsHeader.Format("mx.example.com", []));
+        Assert.Equal("Authentication-Results: mx.example.com; none\r\n", AuthenticationResultsHeader.Format("mx.example.com", Array.Empty<MethodResult>()));
 
     [Theory]
     [InlineData(" mx.example.com; spf=pass smtp.mailfrom=a@b", true)]
