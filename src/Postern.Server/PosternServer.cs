@@ -55,7 +55,9 @@ public sealed class PosternServer : IAsyncDisposable
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         var resolver = new MxResolver(options.Dns.Servers, options.Dns.Timeout);
-        _outbound = new SmtpDeliveryClient(options.Hostname, _time);
+        // DKIM keys for outgoing mail of local users: DATA/dkim/<domain>/<selector>.key (`postern dkim keygen`).
+        var dkimKeys = Postern.MailAuth.Dkim.DkimKeyStore.Load(Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName));
+        _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(dkimKeys, _time));
         IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
             ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)
             : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);

@@ -57,6 +57,9 @@ public sealed class DnsServer : IDisposable
               xfrdir: "{{dir}}"
               server-count: 1
               hide-version: yes
+              # NSD's response rate limiting (200 answers/s per client) would drop answers when a
+              # test delivers hundreds of messages at once: a dropped answer is a timeout, a deferral.
+              rrl-ratelimit: 0
             remote-control:
               control-enable: no
 
