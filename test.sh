@@ -11,6 +11,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
+# Debian's dkimpy (and dnspython) verify what Postern signs, and sign what Postern verifies.
+/usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
+/usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)
 command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)   # the short fuzz run after the tests (fuzz/README.md)
 # swaks needs these Perl modules for STARTTLS, implicit TLS and AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl)
