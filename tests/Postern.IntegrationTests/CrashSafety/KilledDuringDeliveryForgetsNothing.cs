@@ -60,23 +60,11 @@ public sealed class KilledDuringDeliveryForgetsNothing(Xunit.Abstractions.ITestO
         {
             // The backlog is in the spool before the server starts (as after an outage), so that
             // delivery runs at full speed from the first moment and the kill lands in mid-stream.
-            await using (var spool = new Spool(Path.Combine(data, "queue")))
+            await Spooled.IntoAsync(data, Messages, i => (new Envelope
             {
-                for (var i = 0; i < Messages; i++)
-                {
-                    var id = QueueId.New(DateTimeOffset.UtcNow);
-                    using var w = spool.Create(new Envelope
-                    {
-                        Id = id.Value,
-                        Received = DateTimeOffset.UtcNow,
-                        From = "app@origin.test",
-                        Body = "7BIT",
-                        Recipients = [new EnvelopeRecipient { Address = "carol@peer.test" }, new EnvelopeRecipient { Address = "dave@dead.test" }],
-                    });
-                    w.WriteText($"From: app@origin.test\r\nSubject: crash {i}\r\nMessage-ID: <crash-{i}@origin.test>\r\n\r\nbody {i}\r\n");
-                    await w.CommitAsync();
-                }
-            }
+                From = "app@origin.test",
+                Recipients = [new EnvelopeRecipient { Address = "carol@peer.test" }, new EnvelopeRecipient { Address = "dave@dead.test" }],
+            }, $"From: app@origin.test\r\nSubject: crash {i}\r\nMessage-ID: <crash-{i}@origin.test>\r\n\r\nbody {i}\r\n"));
             int atKill;
             using (var server = await PosternProcess.StartAsync(data, StartTimeout, settings))
             {

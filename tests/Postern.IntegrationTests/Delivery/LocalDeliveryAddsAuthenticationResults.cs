@@ -18,22 +18,13 @@ public sealed class LocalDeliveryAddsAuthenticationResults
     {
         const string results = "Authentication-Results: mx.example.test;\r\n\tspf=pass smtp.mailfrom=origin.test\r\n";
         var dir = TestServer.NewDataDir();
-        var content = Encoding.ASCII.GetBytes("Received: from x\r\nSubject: results\r\n\r\nbody\r\n");
-        await using (var spool = new Spool(Path.Combine(dir, "queue")))
+        await Spooled.IntoAsync(dir, 1, _ => (new Envelope
         {
-            var id = QueueId.New(DateTimeOffset.UtcNow);
-            using var w = spool.Create(new Envelope
-            {
-                Id = id.Value,
-                Received = DateTimeOffset.UtcNow,
-                From = "app@origin.test",
-                Recipients = [new EnvelopeRecipient { Address = "alice@example.test", Local = true }],
-                AuthenticationResults = results,
-                Folder = folder,
-            });
-            System.Buffers.BuffersExtensions.Write(w, content);
-            await w.CommitAsync();
-        }
+            From = "app@origin.test",
+            Recipients = [new EnvelopeRecipient { Address = "alice@example.test", Local = true }],
+            AuthenticationResults = results,
+            Folder = folder,
+        }, "Received: from x\r\nSubject: results\r\n\r\nbody\r\n"));
         await using var server = await TestServer.StartOnAsync(dir);
         var deadline = Environment.TickCount64 + 10_000;
         while (server.Delivered("alice@example.test", folder).Length == 0 && Environment.TickCount64 < deadline)

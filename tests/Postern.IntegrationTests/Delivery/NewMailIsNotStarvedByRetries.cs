@@ -17,23 +17,11 @@ public sealed class NewMailIsNotStarvedByRetries
     public async Task ANewMessageOvertakesABacklogOfRetries()
     {
         var dir = TestServer.NewDataDir();
-        await using (var spool = new Spool(Path.Combine(dir, "queue")))
+        await Spooled.IntoAsync(dir, Backlog, i => (new Envelope
         {
-            for (var i = 0; i < Backlog; i++)
-            {
-                var id = QueueId.New(DateTimeOffset.UtcNow);
-                using var w = spool.Create(new Envelope
-                {
-                    Id = id.Value,
-                    Received = DateTimeOffset.UtcNow,
-                    From = "app@origin.test",
-                    Body = "7BIT",
-                    Recipients = [new EnvelopeRecipient { Address = $"user{i}@unreachable.example" }],
-                });
-                w.WriteText($"Subject: backlog {i}\r\n\r\nwaiting\r\n");
-                await w.CommitAsync();
-            }
-        }
+            From = "app@origin.test",
+            Recipients = [new EnvelopeRecipient { Address = $"user{i}@unreachable.example" }],
+        }, $"Subject: backlog {i}\r\n\r\nwaiting\r\n"));
         // Two workers; every remote attempt waits for the dead resolver (2 x 500 ms).
         await using var server = await TestServer.StartOnAsync(dir, o =>
         {
