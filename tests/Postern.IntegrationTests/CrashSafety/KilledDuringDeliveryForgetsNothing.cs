@@ -38,6 +38,11 @@ public sealed class KilledDuringDeliveryForgetsNothing(Xunit.Abstractions.ITestO
         await using var peer = await TestServer.StartAsync(o =>
         {
             o.Domains = ["example.test", "peer.test"];
+            // The sender opens up to Delivery.DestinationConcurrency (20) connections at once and
+            // replaces them after the kill: the peer's per-address limits must not turn that into
+            // 421s and five-minute deferrals.
+            o.Limits.MaxConnectionsPerIp = 200;
+            o.Limits.MaxConnectionsPerIpPerMinute = 0;
             o.Aliases["carol@peer.test"] = ["alice@example.test"];
             o.Listeners =
             [
