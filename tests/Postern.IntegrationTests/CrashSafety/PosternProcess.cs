@@ -36,6 +36,9 @@ internal sealed class PosternProcess : IDisposable
 
     public int Port { get; }
 
+    /// <summary>Every line the server prints, as it prints it.</summary>
+    public event Action<string>? LineReceived;
+
     public int Id => _process.Id;
 
     public bool HasExited => _process.HasExited;
@@ -145,6 +148,7 @@ internal sealed class PosternProcess : IDisposable
             return;
         }
         _output.Enqueue(line);
+        LineReceived?.Invoke(line);
         if (line.Contains("status=bounced", StringComparison.Ordinal) || line.Contains("event=rejected", StringComparison.Ordinal)
             || line.Contains(" error ", StringComparison.Ordinal) || line.StartsWith("stderr:", StringComparison.Ordinal))
         {
