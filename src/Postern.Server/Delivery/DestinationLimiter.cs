@@ -36,10 +36,15 @@ public sealed class DestinationLimiter(int limit)
         }
     }
 
-    /// <summary>Gives a slot back and wakes one delivery waiting for it.</summary>
+    /// <summary>
+    /// Gives a slot back and wakes one delivery waiting for it; when the destination has nothing
+    /// under way any more, every waiting delivery. (A woken message may no longer need the slot, its
+    /// recipient done meanwhile; without the second rule the others could then wait for a wake-up
+    /// that never comes.)
+    /// </summary>
     public void Exit(string destination)
     {
-        TaskCompletionSource? wake = null;
+        var wake = new List<TaskCompletionSource>();
         lock (_entries)
         {
             if (!_entries.TryGetValue(destination, out var e))
@@ -47,13 +52,20 @@ public sealed class DestinationLimiter(int limit)
                 return;
             }
             e.Busy--;
-            e.Waiting.TryDequeue(out wake);
+            while (e.Waiting.TryDequeue(out var w))
+            {
+                wake.Add(w);
+                if (e.Busy > 0)
+                {
+                    break;
+                }
+            }
             if (e.Busy == 0 && e.Waiting.Count == 0)
             {
                 _entries.Remove(destination);
             }
         }
-        wake?.TrySetResult();
+        wake.ForEach(w => w.TrySetResult());
     }
 
     /// <summary>Completes when a slot for <paramref name="destination"/> has been given back (at once when one is free).</summary>
