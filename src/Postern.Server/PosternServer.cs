@@ -54,7 +54,9 @@ public sealed class PosternServer : IAsyncDisposable
         var fixedAliases = NormalizeAliases(options.Aliases);
         AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
-        var resolver = new MxResolver(options.Dns.Servers, options.Dns.Timeout);
+        // One DNS client (and cache) for MX lookups and mail authentication.
+        var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
+        var resolver = new MxResolver(dns);
         // DKIM keys for outgoing mail of local users: DATA/dkim/<domain>/<selector>.key (`postern dkim keygen`).
         var dkimKeys = Postern.MailAuth.Dkim.DkimKeyStore.Load(Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName));
         _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(dkimKeys, _time));
@@ -72,6 +74,7 @@ public sealed class PosternServer : IAsyncDisposable
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
             Tls = _certificates.ServerOptions,
+            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns),
             Logger = logger,
             Time = _time,
             TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),

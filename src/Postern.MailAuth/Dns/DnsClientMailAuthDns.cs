@@ -10,6 +10,19 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
     private readonly ILookupClient _dns;
 
     public DnsClientMailAuthDns(IReadOnlyList<NameServer> servers, TimeSpan timeout)
+        : this(CreateClient(servers, timeout))
+    {
+    }
+
+    /// <summary>Over a client made by <see cref="CreateClient"/>, shared with the MX lookups (one cache).</summary>
+    public DnsClientMailAuthDns(ILookupClient client) => _dns = client;
+
+    /// <summary>
+    /// The resolver settings of delivery and mail authentication: answers kept for their TTL
+    /// (failures not), DNS errors as answers rather than exceptions, one retry after
+    /// <paramref name="timeout"/>; the system resolvers when <paramref name="servers"/> is empty.
+    /// </summary>
+    public static ILookupClient CreateClient(IReadOnlyList<NameServer> servers, TimeSpan timeout)
     {
         var options = servers.Count == 0 ? new LookupClientOptions() : new LookupClientOptions(servers.ToArray());
         options.UseCache = true;
@@ -18,7 +31,7 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
         options.ContinueOnDnsError = false;
         options.Timeout = timeout;
         options.Retries = 1;
-        _dns = new LookupClient(options);
+        return new LookupClient(options);
     }
 
     public Task<DnsAnswer<string>> TxtAsync(string name, CancellationToken cancellationToken = default) =>

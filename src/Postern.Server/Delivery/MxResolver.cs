@@ -34,18 +34,14 @@ public sealed class MxResolver
     private readonly Random _random;
 
     public MxResolver(IReadOnlyList<string> servers, TimeSpan? timeout = null, Random? random = null)
+        : this(Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(servers.Select(ParseServer).ToList(), timeout ?? TimeSpan.FromSeconds(5)), random)
     {
-        var options = servers.Count == 0
-            ? new LookupClientOptions()
-            : new LookupClientOptions(servers.Select(ParseServer).ToArray());
-        // Answers are kept for their TTL (failures are not), so a burst of mail to one domain asks once.
-        options.UseCache = true;
-        options.CacheFailedResults = false;
-        options.ThrowDnsErrors = false;
-        options.ContinueOnDnsError = false;
-        options.Timeout = timeout ?? TimeSpan.FromSeconds(5);
-        options.Retries = 1;
-        _dns = new LookupClient(options);
+    }
+
+    /// <summary>Over a shared client (the server's one, whose cache mail authentication uses too).</summary>
+    public MxResolver(ILookupClient client, Random? random = null)
+    {
+        _dns = client;
         _random = random ?? Random.Shared;
     }
 

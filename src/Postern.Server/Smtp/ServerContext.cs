@@ -44,10 +44,8 @@ public sealed class ServerContext
     public Postern.MailAuth.Dmarc.DmarcEvaluator Dmarc => LazyInitializer.EnsureInitialized(ref _dmarc, () => new Postern.MailAuth.Dmarc.DmarcEvaluator(MailAuthDns));
     private Postern.MailAuth.Dmarc.DmarcEvaluator? _dmarc;
 
-    /// <summary>DNS for mail authentication, against Dns.Servers (the system resolvers when empty).</summary>
-    public Postern.MailAuth.Dns.IMailAuthDns MailAuthDns => LazyInitializer.EnsureInitialized(ref _mailAuthDns,
-        () => new Postern.MailAuth.Dns.DnsClientMailAuthDns(Options.Dns.Servers.Select(Delivery.MxResolver.ParseServer).ToList(), Options.Dns.Timeout));
-    private Postern.MailAuth.Dns.IMailAuthDns? _mailAuthDns;
+    /// <summary>DNS for mail authentication: the server's resolver, shared with the MX lookups.</summary>
+    public required Postern.MailAuth.Dns.IMailAuthDns MailAuthDns { get; init; }
 
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
