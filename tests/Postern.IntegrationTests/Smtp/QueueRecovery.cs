@@ -40,7 +40,9 @@ public sealed class QueueRecovery
 
         var deadline = DateTime.UtcNow.AddSeconds(10);
         var newDir = Path.Combine(dir, "mail", "example.test", "alice", "new");
-        while ((!Directory.Exists(newDir) || Directory.GetFiles(newDir).Length == 0 || File.Exists(Path.Combine(queue, "messages", bad.Value))) && DateTime.UtcNow < deadline)
+        // Delivered, then removed from the queue a moment later: wait for both, and for the corrupt file to move.
+        while ((!Directory.Exists(newDir) || Directory.GetFiles(newDir).Length == 0 || File.Exists(Path.Combine(queue, "messages", id.Value))
+                || File.Exists(Path.Combine(queue, "messages", bad.Value))) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
         }
