@@ -57,9 +57,13 @@ public sealed class PosternServer : IAsyncDisposable
         // One DNS client (and cache) for MX lookups and mail authentication.
         var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
         var resolver = new MxResolver(dns);
-        // DKIM keys for outgoing mail of local users: DATA/dkim/<domain>/<selector>.key (`postern dkim keygen`).
-        var dkimKeys = Postern.MailAuth.Dkim.DkimKeyStore.Load(Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName));
-        _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(dkimKeys, _time));
+        // DKIM keys for outgoing mail of local users: DATA/dkim/DOMAIN.SELECTOR.key (`postern dkim keygen`).
+        // An unusable key stops the start; later, a change is read on use and a bad one keeps the keys in use.
+        var dkimFolder = Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName);
+        Postern.MailAuth.Dkim.DkimKeyStore.Load(dkimFolder); // throws DkimKeyStoreException, naming the file
+        DkimKeys = new ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore>(dkimFolder, Postern.MailAuth.Dkim.DkimKeyStore.Load, Postern.MailAuth.Dkim.DkimKeyStore.Empty,
+            (folder, keys) => Log.Reloaded(logger, folder, keys.Keys.Count), (folder, e) => Log.ReloadFailed(logger, folder, e.Message));
+        _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time));
         IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
             ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)
             : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);
@@ -87,6 +91,9 @@ public sealed class PosternServer : IAsyncDisposable
     public AccountStore Accounts { get; }
     public ReloadingFile<Dictionary<string, List<string>>>? Aliases { get; }
     public AddressBook AddressBook { get; }
+
+    /// <summary>The DKIM signing keys in DATA/dkim, read again when a file there changes.</summary>
+    public ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore> DkimKeys { get; }
     public QueueRunner Runner { get; }
     public QueueControl Control { get; }
     public ServerContext Context { get; }

@@ -7,12 +7,12 @@ public sealed class DkimKeyStoreException(string message, Exception? inner = nul
 
 /// <summary>
 /// The DKIM signing keys, and the only code that reads or writes them. Layout, under the data
-/// directory: <c>dkim/&lt;domain&gt;/&lt;selector&gt;.key</c>, one PEM private key per file, the domain
-/// in lower case (A-labels for an internationalized one), the selector the file name. Every key of
+/// directory (SPEC §3): <c>dkim/DOMAIN.SELECTOR.key</c>, one PEM private key per file, the domain
+/// in lower case (A-labels for an internationalized one), the selector after its last dot. Every key of
 /// a domain signs (one DKIM-Signature each), so an RSA and an Ed25519 key side by side give the
 /// two signatures RFC 8463 §5 suggests, and a key rotation is: add the new key, publish its record,
 /// remove the old file. Files not ending in .key are ignored. A key file others can read is refused.
-/// The store is read once (<see cref="Load"/>); a new or removed key counts from the next load.
+/// <see cref="Load"/> reads the folder once; the server reloads it when a file changes (no restart).
 /// </summary>
 public sealed class DkimKeyStore
 {
@@ -62,39 +62,33 @@ public sealed class DkimKeyStore
             return Empty;
         }
         var keys = new List<DkimSigningKey>();
-        foreach (var domainDir in Directory.GetDirectories(directory).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.GetFiles(directory, "*.key").Order(StringComparer.Ordinal))
         {
-            var domain = Path.GetFileName(domainDir);
-            if (Normalize(domain) != domain)
+            var name = Path.GetFileNameWithoutExtension(file);
+            var dot = name.LastIndexOf('.');
+            var (domain, selector) = dot > 0 ? (name[..dot], name[(dot + 1)..]) : ("", name);
+            if (Normalize(domain) != domain || !IsSelector(selector))
             {
-                throw new DkimKeyStoreException($"{domainDir}: the folder name must be the domain in lower case (A-labels)");
+                throw new DkimKeyStoreException($"{file}: the file name must be DOMAIN.SELECTOR.key (domain in lower case, selector of lower-case letters, digits, '-', '_')");
             }
-            foreach (var file in Directory.GetFiles(domainDir, "*.key").Order(StringComparer.Ordinal))
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
             {
-                var selector = Path.GetFileNameWithoutExtension(file);
-                if (!IsSelector(selector))
-                {
-                    throw new DkimKeyStoreException($"{file}: the file name must be the selector (lower-case letters, digits, '-', '_') and .key");
-                }
-                if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite)) != 0)
-                {
-                    throw new DkimKeyStoreException($"{file}: a private key others can read; chmod 600 it");
-                }
-                try
-                {
-                    keys.Add(DkimSigningKey.Parse(domain, selector, File.ReadAllText(file), file));
-                }
-                catch (FormatException e)
-                {
-                    throw new DkimKeyStoreException($"{file}: {e.Message}", e);
-                }
+                throw new DkimKeyStoreException($"{file}: a private key others can read; chmod 600 it");
+            }
+            try
+            {
+                keys.Add(DkimSigningKey.Parse(domain, selector, File.ReadAllText(file), file));
+            }
+            catch (FormatException e)
+            {
+                throw new DkimKeyStoreException($"{file}: {e.Message}", e);
             }
         }
         return new DkimKeyStore(keys);
     }
 
     /// <summary>
-    /// Makes a key and writes it to <c>directory/domain/selector.key</c> (mode 0600, its folder 0700),
+    /// Makes a key and writes it to <c>directory/DOMAIN.SELECTOR.key</c> (mode 0600, the folder 0700),
     /// never over an existing file. Returns it; its <see cref="DkimSigningKey.TxtRecord"/> is what to publish.
     /// </summary>
     /// <exception cref="DkimKeyStoreException">The names are unusable or the key exists.</exception>
@@ -106,20 +100,18 @@ public sealed class DkimKeyStore
         {
             throw new DkimKeyStoreException($"'{selector}' is not a selector (letters, digits, '-', '_', at most 63)");
         }
-        var folder = Path.Combine(directory, name);
-        var path = Path.Combine(folder, selector + ".key");
+        var path = Path.Combine(directory, $"{name}.{selector}.key");
         if (File.Exists(path))
         {
             throw new DkimKeyStoreException($"{path} exists; not overwriting a key (choose another --selector)");
         }
         if (OperatingSystem.IsWindows())
         {
-            Directory.CreateDirectory(folder);
+            Directory.CreateDirectory(directory);
         }
         else
         {
             Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
         var (key, pem) = DkimSigningKey.Generate(name, selector, type, rsaBits);
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };

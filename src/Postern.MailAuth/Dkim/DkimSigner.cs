@@ -33,7 +33,8 @@ public sealed class DkimSigningException(string message) : Exception(message);
 /// Signs outbound mail (RFC 6376 §5; RFC 8463 for Ed25519) with the keys of the From domain:
 /// relaxed/relaxed, a=rsa-sha256 or ed25519-sha256 by key, one DKIM-Signature per key. It reads
 /// the message as bytes and canonicalizes those bytes (never a re-serialization), and returns the
-/// header fields to write in front of the message unchanged. One instance serves every message, concurrently.
+/// header fields to write in front of the message unchanged. One instance serves every message,
+/// concurrently; the keys are asked for at each message, so a key store reloaded meanwhile counts at once.
 /// </summary>
 /// <remarks>
 /// Headers signed: those of <see cref="SignedHeaderNames"/> the message has, each once per
@@ -42,8 +43,14 @@ public sealed class DkimSigningException(string message) : Exception(message);
 /// (RFC 6376 §8.15, §5.4.2). Fields the message lacks are not listed, so a mailing list may still add
 /// its List-* fields. The cryptography is BouncyCastle's, the library MimeKit verifies with.
 /// </remarks>
-public sealed class DkimSigner(DkimKeyStore keys, TimeProvider time, DkimSignerOptions? options = null)
+public sealed class DkimSigner(Func<DkimKeyStore> keys, TimeProvider time, DkimSignerOptions? options = null)
 {
+    /// <summary>A signer with a fixed set of keys.</summary>
+    public DkimSigner(DkimKeyStore keys, TimeProvider time, DkimSignerOptions? options = null)
+        : this(() => keys, time, options)
+    {
+    }
+
     /// <summary>A header block larger than this is refused (the server's own header limits are far lower).</summary>
     public const int MaxHeaderBytes = 1 << 20;
 
@@ -111,7 +118,7 @@ public sealed class DkimSigner(DkimKeyStore keys, TimeProvider time, DkimSignerO
         {
             throw new DkimSigningException(from.Count == 0 ? "the message has no From field" : "the message has several From fields");
         }
-        signingKeys ??= keys.KeysFor(domain ?? FromDomain(from[0]));
+        signingKeys ??= keys().KeysFor(domain ?? FromDomain(from[0]));
         if (signingKeys.Count == 0)
         {
             return "";

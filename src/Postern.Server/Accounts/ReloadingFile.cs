@@ -3,7 +3,8 @@ namespace Postern.Server.Accounts;
 /// <summary>
 /// A value read from a file and read again when the file changes (SPEC §4: no restart). The check is
 /// a stat at most once per <see cref="CheckInterval"/>, on use: no watcher thread, nothing to miss.
-/// A new version that fails to load keeps the previous value (and reports the error).
+/// A new version that fails to load keeps the previous value (and reports the error). The path may
+/// be a folder (the DKIM keys): it then counts as changed when a file in it is added, removed or written.
 /// </summary>
 public sealed class ReloadingFile<T>
     where T : class
@@ -57,24 +58,50 @@ public sealed class ReloadingFile<T>
         lock (_gate)
         {
             Volatile.Write(ref _nextCheck, now + (long)CheckInterval.TotalMilliseconds);
-            var info = new FileInfo(_path);
-            var stamp = info.Exists ? (info.LastWriteTimeUtc, info.Length) : (DateTime.MinValue, -1L);
+            var (exists, stamp) = Stamp(_path);
             if (stamp == _stamp)
             {
                 return;
             }
             try
             {
-                var value = info.Exists ? _load(_path) : _empty;
+                var value = exists ? _load(_path) : _empty;
                 Volatile.Write(ref _value, value);
                 _stamp = stamp;
                 _loaded?.Invoke(_path, value);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException
+                or Postern.MailAuth.Dkim.DkimKeyStoreException)
             {
                 _stamp = stamp;
                 _failed?.Invoke(_path, e);
             }
         }
+    }
+
+    // A file: its time and length. A folder: the latest time and a hash over every entry's name, time, length and mode.
+    private static (bool Exists, (DateTime, long)) Stamp(string path)
+    {
+        var file = new FileInfo(path);
+        if (file.Exists)
+        {
+            return (true, (file.LastWriteTimeUtc, file.Length));
+        }
+        var folder = new DirectoryInfo(path);
+        if (!folder.Exists)
+        {
+            return (false, (DateTime.MinValue, -1L));
+        }
+        var latest = folder.LastWriteTimeUtc;
+        var hash = new HashCode();
+        foreach (var entry in folder.EnumerateFiles().OrderBy(f => f.Name, StringComparer.Ordinal))
+        {
+            latest = entry.LastWriteTimeUtc > latest ? entry.LastWriteTimeUtc : latest;
+            hash.Add(entry.Name, StringComparer.Ordinal);
+            hash.Add(entry.LastWriteTimeUtc);
+            hash.Add(entry.Length);
+            hash.Add(OperatingSystem.IsWindows() ? 0 : (int)entry.UnixFileMode); // a chmod 600 that makes a key usable
+        }
+        return (true, (latest, hash.ToHashCode()));
     }
 }

@@ -4,7 +4,7 @@ namespace Postern.Cli;
 
 /// <summary>
 /// `postern dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]`: makes a signing key in
-/// DATA/dkim/D/S.key (mode 0600; never over an existing one) and prints the TXT record to publish.
+/// DATA/dkim/D.S.key (mode 0600; never over an existing one) and prints the TXT record to publish.
 /// </summary>
 public static class DkimCommand
 {
@@ -43,7 +43,9 @@ public static class DkimCommand
         }
         var txt = key.TxtRecord;
         stdout.WriteLine($"wrote {key.Path} ({key.Algorithm}, {key.KeyBits} bits)");
-        stdout.WriteLine($"publish this TXT record in the zone of {key.Domain}; the server signs with the key from its next start:");
+        stdout.WriteLine($"publish this TXT record in the zone of {key.Domain}. A running server signs with the key within a second:");
+        stdout.WriteLine("until the record is in DNS, receivers find no key (dkim=permerror), so publish it first or move the");
+        stdout.WriteLine("file aside until it is:");
         stdout.WriteLine();
         stdout.WriteLine($"name:  {txt.Name}");
         stdout.WriteLine($"value: {string.Join(' ', txt.Strings.Select(s => $"\"{s}\""))}");

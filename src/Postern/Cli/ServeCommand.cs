@@ -46,7 +46,8 @@ public static class ServeCommand
             stderr.WriteLine($"postern: Listeners: cannot listen: {e.Message} (is another server using the port?)");
             return ExitCode.Usage;
         }
-        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException
+            or Postern.MailAuth.Dkim.DkimKeyStoreException)
         {
             stderr.WriteLine($"postern: cannot start: {e.Message}");
             return ExitCode.Usage;

@@ -5,7 +5,7 @@ using Postern.MailAuth.Dkim;
 
 namespace Postern.MailAuth.Tests.Dkim;
 
-/// <summary>DATA/dkim/&lt;domain&gt;/&lt;selector&gt;.key: generating (what `postern dkim keygen` does), loading, refusing.</summary>
+/// <summary>DATA/dkim/DOMAIN.SELECTOR.key (SPEC §3): generating (what `postern dkim keygen` does), loading, refusing.</summary>
 public sealed class KeyStoreAndKeygen : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("postern-dkim-").FullName;
@@ -18,13 +18,14 @@ public sealed class KeyStoreAndKeygen : IDisposable
     public async Task AGeneratedKeysRecordParsesAndItsSignaturesVerify(DkimKeyType type, int strings)
     {
         var selector = DkimKeyStore.DefaultSelector(type, new DateTimeOffset(2026, 11, 28, 0, 0, 0, TimeSpan.Zero));
-        var key = DkimKeyStore.Generate(_dir, "Example.COM", selector, type);
-        Assert.Equal(Path.Combine(_dir, "example.com", selector + ".key"), key.Path);
+        var dir = Path.Combine(_dir, "dkim"); // keygen makes the folder, 0700
+        var key = DkimKeyStore.Generate(dir, "Example.COM", selector, type);
+        Assert.Equal(Path.Combine(dir, $"example.com.{selector}.key"), key.Path);
         Assert.StartsWith("-----BEGIN PRIVATE KEY-----", File.ReadAllText(key.Path!));
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(key.Path!));
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.Combine(_dir, "example.com")));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(dir));
         }
 
         // What keygen prints: the name, and the value in strings of at most 255 octets.
@@ -39,7 +40,7 @@ public sealed class KeyStoreAndKeygen : IDisposable
         Assert.Equal(type == DkimKeyType.Rsa ? 2048 : 256, record.KeyBits);
 
         // The server loads it and signs; a verifier that finds the published record passes the message.
-        var store = DkimKeyStore.Load(_dir);
+        var store = DkimKeyStore.Load(dir);
         var clock = new FakeTimeProvider(DateTimeOffset.UnixEpoch.AddYears(56));
         var message = "From: Postmaster <postmaster@example.com>\r\nTo: x@example.net\r\nSubject: keygen\r\n\r\nHello\r\n"u8.ToArray();
         var fields = new DkimSigner(store, clock).Sign(message);
@@ -71,10 +72,10 @@ public sealed class KeyStoreAndKeygen : IDisposable
     [Fact]
     public void LoadsEveryKeyOfEveryDomainInOtherToolsFormatsToo()
     {
-        Write("example.com/test.key", File.ReadAllText(DkimSuiteFiles.Path("dkimpy", "test.private"))); // PKCS#1, as openssl genrsa / opendkim-genkey
-        Write("example.com/ed.key", File.ReadAllText(DkimSuiteFiles.Path("dkimpy", "ed25519test.key"))); // dkimpy's bare seed
-        Write("example.com/ed.txt", "not a key, ignored");
-        Write("example.org/pkcs8.key", PemEncoding.WriteString("PRIVATE KEY", RSA.Create(1024).ExportPkcs8PrivateKey()));
+        Write("example.com.test.key", File.ReadAllText(DkimSuiteFiles.Path("dkimpy", "test.private"))); // PKCS#1, as openssl genrsa / opendkim-genkey
+        Write("example.com.ed.key", File.ReadAllText(DkimSuiteFiles.Path("dkimpy", "ed25519test.key"))); // dkimpy's bare seed
+        Write("example.com.ed.txt", "not a key, ignored");
+        Write("example.org.pkcs8.key", PemEncoding.WriteString("PRIVATE KEY", RSA.Create(1024).ExportPkcs8PrivateKey()));
         var store = DkimKeyStore.Load(_dir);
         Assert.Equal(["example.com/ed", "example.com/test", "example.org/pkcs8"], store.Keys.Select(k => $"{k.Domain}/{k.Selector}"));
         Assert.Equal([DkimKeyType.Ed25519, DkimKeyType.Rsa], store.KeysFor("EXAMPLE.com").Select(k => k.KeyType));
@@ -87,9 +88,9 @@ public sealed class KeyStoreAndKeygen : IDisposable
     public void NoFolderIsNoKeys() => Assert.Empty(DkimKeyStore.Load(Path.Combine(_dir, "absent")).Keys);
 
     [Theory]
-    [InlineData("Example.com/s.key", "lower case")]
-    [InlineData("example.com/S.key", "selector")]
-    [InlineData("example.com/s.key", "chmod 600")]
+    [InlineData("Example.com.s.key", "lower case")]
+    [InlineData("example.com.S.key", "selector")]
+    [InlineData("example.com.s.key", "chmod 600")]
     public void UnusableFilesAreNamed(string path, string reason)
     {
         Write(path, File.ReadAllText(DkimSuiteFiles.Path("dkimpy", "test.private")));
@@ -103,7 +104,7 @@ public sealed class KeyStoreAndKeygen : IDisposable
         }
         var e = Assert.Throws<DkimKeyStoreException>(() => DkimKeyStore.Load(_dir));
         Assert.Contains(reason, e.Message);
-        Assert.Contains(Path.Combine(_dir, path.Split('/')[0]), e.Message);
+        Assert.Contains(Path.Combine(_dir, path), e.Message);
     }
 
     [Theory]
