@@ -40,6 +40,10 @@ public sealed class ServerContext
     public Postern.MailAuth.Dkim.DkimVerifier Dkim => LazyInitializer.EnsureInitialized(ref _dkim, () => new Postern.MailAuth.Dkim.DkimVerifier(MailAuthDns, Time));
     private Postern.MailAuth.Dkim.DkimVerifier? _dkim;
 
+    /// <summary>The ARC chain verifier (made on first use).</summary>
+    public Postern.MailAuth.Arc.ArcChainVerifier Arc => LazyInitializer.EnsureInitialized(ref _arc, () => new Postern.MailAuth.Arc.ArcChainVerifier(MailAuthDns));
+    private Postern.MailAuth.Arc.ArcChainVerifier? _arc;
+
     /// <summary>The DMARC evaluator (made on first use, with the shipped Public Suffix List).</summary>
     public Postern.MailAuth.Dmarc.DmarcEvaluator Dmarc => LazyInitializer.EnsureInitialized(ref _dmarc, () => new Postern.MailAuth.Dmarc.DmarcEvaluator(MailAuthDns));
     private Postern.MailAuth.Dmarc.DmarcEvaluator? _dmarc;

@@ -231,7 +231,7 @@ public sealed partial class SmtpSession
     }
 
     /// <summary>
-    /// DKIM and DMARC at the end of the data, read back from the spool file before the commit: the
+    /// DKIM, DMARC and ARC at the end of the data, read back from the spool file before the commit: the
     /// results go into the envelope's Authentication-Results field (with SPF's from MAIL), a DMARC
     /// reject refuses the message (550 5.7.1) and a quarantine sends it to the Junk folder, unless
     /// MailAuth.EnforceDmarc is off. False when the message was refused.
@@ -240,11 +240,18 @@ public sealed partial class SmtpSession
     {
         IReadOnlyList<Postern.MailAuth.Dkim.DkimSignatureResult> dkim;
         MimeKit.HeaderList headers;
+        var arc = Postern.MailAuth.Arc.ArcChainResult.None;
         await using (var file = new BufferedStream(writer.ReadMessage(), 64 * 1024))
         {
             dkim = await _ctx.Dkim.VerifyAsync(file, _ctx.ShuttingDown);
             file.Position = 0;
             headers = await MimeKit.HeaderList.LoadAsync(MimeKit.ParserOptions.Default, file, _ctx.ShuttingDown);
+            if (Postern.MailAuth.Arc.ArcChainVerifier.HasChain(headers))
+            {
+                // Only a message with an ARC-Seal is parsed whole a second time.
+                file.Position = 0;
+                arc = await _ctx.Arc.VerifyAsync(file, _ctx.ShuttingDown);
+            }
         }
         var spf = t.Spf!;
         var author = Postern.MailAuth.Dmarc.AuthorDomain.FromHeaders(headers);
@@ -254,6 +261,7 @@ public sealed partial class SmtpSession
         var resinfos = t.AuthResults.Select(Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.ToResInfo).ToList();
         resinfos.AddRange(dkim.Count == 0 ? ["dkim=none"] : dkim.Select(d => d.ToResInfo()));
         resinfos.Add(dmarc.ToAuthenticationResults());
+        resinfos.Add(arc.ToResInfo(Ip.ToString()));
         var enforce = Options.MailAuth.EnforceDmarc;
         if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Reject)
         {
