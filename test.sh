@@ -10,6 +10,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
+[ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
 # Debian's dkimpy (and dnspython) verify what Postern signs, and sign what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
@@ -39,6 +40,11 @@ if ((${#need[@]})); then
     # Likewise the system-wide HAProxy: the tests run their own, each with a generated configuration.
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
     $SUDO service haproxy stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${need[*]} " == *" postsrsd "* ]]; then
+    # And the system-wide PostSRSd (127.0.0.1, ports 10001 and 10002): the tests run their own.
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now postsrsd >/dev/null 2>&1 || true; fi
+    $SUDO service postsrsd stop >/dev/null 2>&1 || true
   fi
 fi
 
