@@ -52,7 +52,12 @@ public sealed class PosternServer : IAsyncDisposable
             : new ReloadingFile<Dictionary<string, List<string>>>(configFile, f => NormalizeAliases(ConfigurationLoader.Load(f, dev).Aliases),
                 NormalizeAliases(options.Aliases), (file, v) => Log.Reloaded(logger, file, v.Count), (file, e) => Log.ReloadFailed(logger, file, e.Message));
         var fixedAliases = NormalizeAliases(options.Aliases);
-        AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases);
+        // SRS (MailAuth.Srs): one secret in DATA/srs.secret, made at first start; copy it to every
+        // server that should accept the bounces (a backup MX, or PostSRSd during a move).
+        var srs = options.MailAuth.Srs
+            ? new Postern.MailAuth.Srs.SrsRewriter(Postern.MailAuth.Srs.SrsRewriter.LoadOrCreateSecret(Path.Combine(options.DataDirectory, SrsSecretFile)), _time)
+            : null;
+        AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases, srs);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         // One DNS client (and cache) for MX lookups and mail authentication.
         var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
@@ -63,7 +68,9 @@ public sealed class PosternServer : IAsyncDisposable
         Postern.MailAuth.Dkim.DkimKeyStore.Load(dkimFolder); // throws DkimKeyStoreException, naming the file
         DkimKeys = new ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore>(dkimFolder, Postern.MailAuth.Dkim.DkimKeyStore.Load, Postern.MailAuth.Dkim.DkimKeyStore.Empty,
             (folder, keys) => Log.Reloaded(logger, folder, keys.Keys.Count), (folder, e) => Log.ReloadFailed(logger, folder, e.Message));
-        _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time));
+        var sealer = options.MailAuth.ArcSeal ? new Postern.MailAuth.Arc.ArcSealer(() => DkimKeys.Value, _time) : null;
+        _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time),
+            forwarder: new Forwarder(srs, sealer, options.Hostname, AddressBook.IsLocalDomain), bind: options.Delivery.BindAddresses.Select(IPAddress.Parse).ToList());
         IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
             ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)
             : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);
@@ -86,6 +93,9 @@ public sealed class PosternServer : IAsyncDisposable
             ShuttingDown = _draining.Token,
         };
     }
+
+    /// <summary>The SRS secret's file in the data directory.</summary>
+    public const string SrsSecretFile = "srs.secret";
 
     public Spool Spool { get; }
     public AccountStore Accounts { get; }

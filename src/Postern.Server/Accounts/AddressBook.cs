@@ -1,3 +1,4 @@
+using Postern.MailAuth.Srs;
 using Postern.Protocol.Addresses;
 
 namespace Postern.Server.Accounts;
@@ -17,10 +18,14 @@ public enum RecipientKind
 
 /// <summary>
 /// The local addresses (SPEC §4): accounts, aliases from the configuration, <c>local+tag</c>, and
-/// <c>postmaster@</c> every local domain (RFC 5321 §4.5.1). Nothing here splits an address on
-/// '%', '!' or a second '@': such forms are just unknown local parts, so they can never relay.
+/// <c>postmaster@</c> every local domain (RFC 5321 §4.5.1), and, with <paramref name="srs"/>, the SRS
+/// addresses Postern itself wrote when forwarding (a bounce coming back), which forward like an alias
+/// to the address they were made from. Nothing here splits an address on '%', '!' or a second '@':
+/// such forms are just unknown local parts, so they can never relay; an SRS address relays only with
+/// a hash made with our secret.
 /// </summary>
-public sealed class AddressBook(IReadOnlyCollection<string> domains, AccountStore accounts, Func<IReadOnlyDictionary<string, List<string>>> aliases)
+public sealed class AddressBook(IReadOnlyCollection<string> domains, AccountStore accounts, Func<IReadOnlyDictionary<string, List<string>>> aliases,
+    SrsRewriter? srs = null)
 {
     private const int MaxExpansionDepth = 8;
     private readonly HashSet<string> _domains = new(domains.Select(d => d.ToLowerInvariant()), StringComparer.Ordinal);
@@ -66,8 +71,17 @@ public sealed class AddressBook(IReadOnlyCollection<string> domains, AccountStor
             local = local[..plus];
         }
         // RFC 5321 §4.5.1: postmaster (case-insensitive) at every local domain.
-        return local == "postmaster" ? $"postmaster@{domain}" : null;
+        if (local == "postmaster")
+        {
+            return $"postmaster@{domain}";
+        }
+        // A bounce to an address we rewrote with SRS: kept as written (the original's case matters).
+        return SrsTarget(localPart) is not null ? $"{localPart}@{domain}" : null;
     }
+
+    /// <summary>Where a genuine, unexpired SRS local part of ours leads; null for anything else.</summary>
+    private string? SrsTarget(string localPart) =>
+        srs is not null && SrsRewriter.LooksLikeSrs(localPart) && srs.Reverse(localPart) is SrsReverse.Valid v ? v.Address : null;
 
     private bool IsKnown(string address) => aliases().ContainsKey(address) || accounts.Exists(address);
 
@@ -105,6 +119,14 @@ public sealed class AddressBook(IReadOnlyCollection<string> domains, AccountStor
                 foreach (var t in targets)
                 {
                     Walk(t, depth + 1);
+                }
+                return;
+            }
+            if (!IsKnown(canonical) && SrsTarget(canonical[..canonical.LastIndexOf('@')]) is { } back)
+            {
+                if (depth < MaxExpansionDepth)
+                {
+                    Walk(back, depth + 1);
                 }
                 return;
             }

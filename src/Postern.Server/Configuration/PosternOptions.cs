@@ -67,6 +67,9 @@ public sealed class ListenerOptions
 
     /// <summary>Networks (CIDR) of the proxies allowed to connect when <see cref="ProxyProtocol"/> is on; any other peer is dropped. Default: none (required with ProxyProtocol).</summary>
     public List<string> TrustedProxies { get; set; } = [];
+
+    /// <summary>This listener's mail authentication policy, setting by setting; unset ones are MailAuth's. Default: none.</summary>
+    public MailAuthPolicy? MailAuth { get; set; }
 }
 
 public sealed class TlsOptions
@@ -147,11 +150,18 @@ public sealed class DeliveryOptions
 
     /// <summary>Acknowledge durably, then drop instead of delivering (for benchmarks, like Postfix's discard transport). Default false.</summary>
     public bool Discard { get; set; }
+
+    /// <summary>
+    /// The local addresses outgoing connections come from, at most one IPv4 and one IPv6 (Postfix's
+    /// smtp_bind_address): on a host with several, the one your SPF record and PTR name. Default: none,
+    /// the system chooses.
+    /// </summary>
+    public List<string> BindAddresses { get; set; } = [];
 }
 
 public sealed class MailAuthOptions
 {
-    /// <summary>SPF (and, as they land, DKIM and DMARC) checked on mail from other servers, with an Authentication-Results field added. Default true (false under --dev).</summary>
+    /// <summary>SPF, DKIM, DMARC and ARC checked on mail from other servers, with an Authentication-Results field added. Default true (false under --dev).</summary>
     public bool Enabled { get; set; } = true;
 
     /// <summary>Refuse a message whose MAIL FROM fails SPF (550 5.7.23) instead of only recording it. Default false: DMARC decides with the domain's own policy.</summary>
@@ -159,6 +169,40 @@ public sealed class MailAuthOptions
 
     /// <summary>Apply the sender domain's DMARC policy: reject (550 5.7.1 at the end of DATA) or quarantine (to the Junk folder). False: only record it. Default true.</summary>
     public bool EnforceDmarc { get; set; } = true;
+
+    /// <summary>Clients in Relay.TrustedNetworks are not checked (they are our own machines). Default true.</summary>
+    public bool SkipTrustedNetworks { get; set; } = true;
+
+    /// <summary>Rewrite the envelope sender of mail an alias forwards to a remote address with SRS, into the alias's domain, so that SPF passes at the next hop; SRS bounces to that domain are accepted and sent back. Default true.</summary>
+    public bool Srs { get; set; } = true;
+
+    /// <summary>Add an ARC set (RFC 8617) to mail from other servers that an alias forwards, signed with a DKIM key of the alias's domain (when there is one). Default true.</summary>
+    public bool ArcSeal { get; set; } = true;
+
+    /// <summary>The checks that apply on <paramref name="listener"/>: its own MailAuth settings where it has them, these otherwise.</summary>
+    public EffectiveMailAuth For(ListenerOptions listener) => new(
+        listener.MailAuth?.Enabled ?? Enabled,
+        listener.MailAuth?.RejectSpfFail ?? RejectSpfFail,
+        listener.MailAuth?.EnforceDmarc ?? EnforceDmarc,
+        listener.MailAuth?.SkipTrustedNetworks ?? SkipTrustedNetworks);
+}
+
+/// <summary>The mail authentication settings in force on one listener.</summary>
+public readonly record struct EffectiveMailAuth(bool Enabled, bool RejectSpfFail, bool EnforceDmarc, bool SkipTrustedNetworks);
+
+/// <summary>
+/// A listener's own mail authentication policy (Listeners[].MailAuth); a setting left out takes the
+/// global MailAuth one. For example an mx listener for a partner's relay that only records results.
+/// </summary>
+public sealed class MailAuthPolicy
+{
+    public bool? Enabled { get; set; }
+
+    public bool? RejectSpfFail { get; set; }
+
+    public bool? EnforceDmarc { get; set; }
+
+    public bool? SkipTrustedNetworks { get; set; }
 }
 
 public sealed class TriageOptions

@@ -34,7 +34,16 @@ public interface IRemoteDelivery
     /// <summary>What the per-destination connection limit counts for <paramref name="domain"/>: the domain, or the one smarthost.</summary>
     string Destination(string domain);
 
-    /// <summary>The outcome for each recipient (all of <paramref name="domain"/>), in the order given.</summary>
+    /// <summary>
+    /// The outcome for each recipient (all of <paramref name="domain"/>), in the order given.
+    /// <paramref name="forwarding"/> is set when the recipients came from an alias of a local domain.
+    /// </summary>
     Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
-        SpooledMessage message, string domain, IReadOnlyList<string> recipients, CancellationToken cancellationToken = default);
+        SpooledMessage message, string domain, IReadOnlyList<string> recipients, Forwarding? forwarding = null, CancellationToken cancellationToken = default);
 }
+
+/// <summary>
+/// A copy Postern sends on for an alias of <paramref name="Domain"/> (a local domain) to a remote
+/// address: the envelope sender is rewritten with SRS and the message gets an ARC set (see <see cref="Forwarder"/>).
+/// </summary>
+public sealed record Forwarding(string Domain);

@@ -17,7 +17,7 @@ public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int
     private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
 
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
-        SpooledMessage message, string domain, IReadOnlyList<string> recipients, CancellationToken cancellationToken = default)
+        SpooledMessage message, string domain, IReadOnlyList<string> recipients, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
         List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o)).ToList();
         var resolution = await mx.ResolveAsync(domain, cancellationToken).ConfigureAwait(false);
@@ -38,7 +38,7 @@ public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int
         {
             foreach (var address in host.Addresses)
             {
-                var results = await client.DeliverAsync(message, pending, new SmtpRoute(host.Name, address, remotePort), cancellationToken).ConfigureAwait(false);
+                var results = await client.DeliverAsync(message, pending, new SmtpRoute(host.Name, address, remotePort), forwarding, cancellationToken).ConfigureAwait(false);
                 foreach (var (rcpt, outcome) in results)
                 {
                     outcomes[rcpt] = outcome;

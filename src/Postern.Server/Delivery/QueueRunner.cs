@@ -271,9 +271,11 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     {
         var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
         var changed = false;
-        foreach (var group in due.GroupBy(r => r.Address[(r.Address.LastIndexOf('@') + 1)..].ToLowerInvariant()))
+        // One transaction per destination domain and sender: copies an alias forwards go with the
+        // alias's domain (SRS sender, ARC set), apart from mail sent to the domain directly.
+        foreach (var group in due.GroupBy(r => (Domain: DomainOf(r.Address).ToLowerInvariant(), Forwarder: r.Original is null ? null : DomainOf(r.Original).ToLowerInvariant())))
         {
-            var destination = remote!.Destination(group.Key);
+            var destination = remote!.Destination(group.Key.Domain);
             if (!_destinations.TryEnter(destination))
             {
                 _ = WakeWhenFreeAsync(message.Id, destination);
@@ -283,7 +285,8 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             var recipients = group.ToList();
             try
             {
-                outcomes = await remote.DeliverAsync(message, group.Key, recipients.Select(r => r.Address).ToList(), cancellationToken).ConfigureAwait(false);
+                var forwarding = group.Key.Forwarder is { } by ? new Forwarding(by) : null;
+                outcomes = await remote.DeliverAsync(message, group.Key.Domain, recipients.Select(r => r.Address).ToList(), forwarding, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -311,6 +314,8 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         }
         return changed;
     }
+
+    private static string DomainOf(string address) => address[(address.LastIndexOf('@') + 1)..];
 
     private async Task WakeWhenFreeAsync(QueueId id, string destination)
     {

@@ -23,7 +23,7 @@ public sealed class SmarthostDelivery(SmarthostOptions options, string passwordF
     public string Destination(string domain) => $"smarthost:{options.Host}";
 
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
-        SpooledMessage message, string domain, IReadOnlyList<string> recipients, CancellationToken cancellationToken = default)
+        SpooledMessage message, string domain, IReadOnlyList<string> recipients, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
         List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o)).ToList();
         var retryAt = time.GetUtcNow() + RetryAfter;
@@ -53,7 +53,7 @@ public sealed class SmarthostDelivery(SmarthostOptions options, string passwordF
         foreach (var address in hosts.List[0].Addresses)
         {
             var route = new SmtpRoute(options.Host, address, options.Port, security, options.Username, password, options.VerifyCertificate);
-            results = await client.DeliverAsync(message, recipients, route, cancellationToken).ConfigureAwait(false);
+            results = await client.DeliverAsync(message, recipients, route, forwarding, cancellationToken).ConfigureAwait(false);
             // Another address of the same host only helps when this one could not be reached.
             if (results.Any(r => r.Outcome is not DeliveryOutcome.Deferred) || results.All(r => r.Outcome is DeliveryOutcome.Deferred d && d.Reason.Contains("credentials", StringComparison.Ordinal)))
             {

@@ -45,14 +45,21 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     private bool _disposed;
 
     private readonly Postern.MailAuth.Dkim.DkimSigner? _signer;
+    private readonly Forwarder? _forwarder;
+    private readonly IReadOnlyList<IPAddress> _bind;
 
     /// <param name="hostname">The EHLO name.</param>
     /// <param name="time">The clock.</param>
     /// <param name="timeout">Per SMTP command.</param>
     /// <param name="signer">Signs what local users submitted (DKIM, RFC 6376) before it leaves; null: no signing.</param>
-    public SmtpDeliveryClient(string hostname, TimeProvider time, TimeSpan? timeout = null, Postern.MailAuth.Dkim.DkimSigner? signer = null)
+    /// <param name="forwarder">SRS and ARC for copies an alias forwards; null: sent on unchanged.</param>
+    /// <param name="bind">Local addresses to connect from (Delivery.BindAddresses), one per address family.</param>
+    public SmtpDeliveryClient(string hostname, TimeProvider time, TimeSpan? timeout = null, Postern.MailAuth.Dkim.DkimSigner? signer = null, Forwarder? forwarder = null,
+        IReadOnlyList<IPAddress>? bind = null)
     {
+        _bind = bind ?? [];
         _signer = signer;
+        _forwarder = forwarder;
         _hostname = hostname;
         _time = time;
         _timeout = timeout ?? TimeSpan.FromMinutes(5);
@@ -66,11 +73,11 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     /// <summary>Delivery to a server found by MX: opportunistic STARTTLS, no AUTH.</summary>
     public Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
         SpooledMessage message, IReadOnlyList<string> recipients, IPAddress address, int port, CancellationToken cancellationToken = default) =>
-        DeliverAsync(message, recipients, new SmtpRoute(address.ToString(), address, port), cancellationToken);
+        DeliverAsync(message, recipients, new SmtpRoute(address.ToString(), address, port), null, cancellationToken);
 
     /// <summary>The outcome for each recipient, in the order given.</summary>
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
-        SpooledMessage message, IReadOnlyList<string> recipients, SmtpRoute route, CancellationToken cancellationToken = default)
+        SpooledMessage message, IReadOnlyList<string> recipients, SmtpRoute route, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
         var retryAt = _time.GetUtcNow() + RetryAfter;
         MimeMessage mime;
@@ -89,6 +96,16 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
                 await content.CopyToAsync(signed, cancellationToken).ConfigureAwait(false);
                 signed.Position = 0;
                 mime = await MimeMessage.LoadAsync(signed, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        var from = message.Envelope.From;
+        if (forwarding is not null && _forwarder is not null)
+        {
+            from = _forwarder.EnvelopeSender(from, forwarding.Domain);
+            // Mail of our own users is DKIM-signed above; what came from outside gets an ARC set.
+            if (message.Envelope.AuthUser is null)
+            {
+                await _forwarder.SealAsync(mime, forwarding.Domain, message.Envelope.AuthenticationResults, cancellationToken).ConfigureAwait(false);
             }
         }
         var server = $"{route.Host}[{route.Address}]:{route.Port}";
@@ -120,7 +137,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
                     return All(new DeliveryOutcome.Bounced($"553 5.6.7 {server} does not support SMTPUTF8, which this message needs"));
                 }
                 client.Begin(message.Envelope);
-                var sender = message.Envelope.From.Length == 0 ? null : MailboxAddress.Parse(message.Envelope.From);
+                var sender = from.Length == 0 ? null : MailboxAddress.Parse(from);
                 var options = FormatOptions.Default.Clone();
                 options.NewLineFormat = NewLineFormat.Dos;
                 options.International = message.Envelope.SmtpUtf8;
@@ -220,6 +237,10 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     private EnvelopeSmtpClient NewClient(SmtpRoute route)
     {
         var client = new EnvelopeSmtpClient { LocalDomain = _hostname, Timeout = (int)_timeout.TotalMilliseconds };
+        if (_bind.FirstOrDefault(a => a.AddressFamily == route.Address.AddressFamily) is { } local)
+        {
+            client.LocalEndPoint = new IPEndPoint(local, 0);
+        }
         if (!route.VerifyCertificate)
         {
             // RFC 7435: opportunistic TLS does not authenticate the peer; refusing a self-signed or

@@ -43,7 +43,7 @@ public sealed partial class SmtpSession
             return;
         }
         var spf = await CheckSpfAsync(mail);
-        if (spf?.Result == Postern.MailAuth.AuthResult.Fail && Options.MailAuth.RejectSpfFail)
+        if (spf?.Result == Postern.MailAuth.AuthResult.Fail && _mailAuth.RejectSpfFail)
         {
             Refuse("MAIL", Reply.SpfFail.WithText($"SPF check failed: {Printable(spf.Explanation ?? spf.Reason, 200)}"), $"spf=fail {spf.Reason}");
             return;
@@ -60,12 +60,13 @@ public sealed partial class SmtpSession
     }
 
     /// <summary>
-    /// SPF (RFC 7208) for mail from other servers: on the mx role, not for authenticated users or
-    /// trusted networks, when MailAuth.Enabled. Null when not checked.
+    /// SPF (RFC 7208) for mail from other servers: on the mx role, not for authenticated users nor
+    /// (unless MailAuth.SkipTrustedNetworks is off) trusted networks, when MailAuth.Enabled (the
+    /// listener's own settings first). Null when not checked; then nothing else is checked either.
     /// </summary>
     private async Task<Postern.MailAuth.Spf.SpfOutcome?> CheckSpfAsync(MailCommand mail)
     {
-        if (!Options.MailAuth.Enabled || _listener.Role != ListenerRole.Mx || _user is not null || _ctx.IsTrusted(RemoteIp))
+        if (!_mailAuth.Enabled || _listener.Role != ListenerRole.Mx || _user is not null || (_mailAuth.SkipTrustedNetworks && _ctx.IsTrusted(RemoteIp)))
         {
             return null;
         }

@@ -25,6 +25,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     private readonly ServerContext _ctx;
     private readonly ListenerOptions _listener;
+    private readonly EffectiveMailAuth _mailAuth;
     private readonly Stream _network;
     private PipeReader _reader;
     private PipeWriter _writer;
@@ -54,6 +55,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         _ctx = ctx;
         _listener = listener;
+        _mailAuth = ctx.Options.MailAuth.For(listener);
         _network = network;
         _remote = remote;
         _id = id;

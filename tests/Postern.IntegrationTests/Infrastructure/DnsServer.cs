@@ -42,7 +42,7 @@ public sealed class DnsServer : IDisposable
         var dir = Path.Combine(Path.GetTempPath(), "postern-dns", Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(dir);
         var address = IPAddress.Parse($"127.0.53.{Random.Shared.Next(1, 250)}");
-        var port = FreePort(address);
+        var port = Ports.Free(address, ProtocolType.Udp);
         var conf = new StringBuilder($$"""
             server:
               ip-address: {{address}}@{{port}}
@@ -92,12 +92,6 @@ public sealed class DnsServer : IDisposable
         return server;
     }
 
-    private static int FreePort(IPAddress address)
-    {
-        using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        udp.Bind(new IPEndPoint(address, 0));
-        return ((IPEndPoint)udp.LocalEndPoint!).Port;
-    }
 
     private async Task WaitReadyAsync(string zone)
     {

@@ -64,7 +64,7 @@ public sealed class HaproxyPeer : IAsyncDisposable
         Assert.True(IPAddress.IsLoopback(ip) && IPAddress.IsLoopback(IPAddress.Parse(sourceAddress)), "HAProxy runs on loopback addresses only");
         var dir = Path.Combine(Path.GetTempPath(), "postern-haproxy", Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(dir);
-        var peer = new HaproxyPeer(dir, new IPEndPoint(ip, FreePort(ip)), sourceAddress);
+        var peer = new HaproxyPeer(dir, new IPEndPoint(ip, Ports.Free(ip)), sourceAddress);
         try
         {
             await peer.StartAsync(backend, serverOptions);
@@ -161,12 +161,6 @@ public sealed class HaproxyPeer : IAsyncDisposable
             .Any(f => f.Length > 3 && f[1] == wanted && f[3] == "0A");
     }
 
-    private static int FreePort(IPAddress address)
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(address, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
 
     public async ValueTask DisposeAsync()
     {

@@ -69,7 +69,7 @@ public sealed class PostfixPeer : IAsyncDisposable
         Assert.True(IPAddress.IsLoopback(ip), $"{address} is not a loopback address");
         var dir = Path.Combine(Path.GetTempPath(), "postern-postfix", Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(dir);
-        var peer = new PostfixPeer(dir, new IPEndPoint(ip, FreePort(ip)), domain);
+        var peer = new PostfixPeer(dir, new IPEndPoint(ip, Ports.Free(ip)), domain);
         try
         {
             await peer.ConfigureAsync(mailboxes);
@@ -274,12 +274,6 @@ public sealed class PostfixPeer : IAsyncDisposable
         }
     }
 
-    private static int FreePort(IPAddress address)
-    {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(address, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
 
     /// <summary>
     /// The live processes of this instance: the master and its daemons all work in the queue

@@ -6,7 +6,7 @@ namespace Postern.IntegrationTests.MailAuth;
 /// <summary>
 /// Issue 5, end to end: SPF checked at MAIL FROM against a real DNS server on loopback (NSD), the
 /// result recorded in an Authentication-Results field on top of the delivered message, and a
-/// failing sender refused when MailAuth.RejectSpfFail says so.
+/// failing sender refused when MailAuth.RejectSpfFail says so, globally or on one listener.
 /// </summary>
 public sealed class SpfAtMailFrom
 {
@@ -90,5 +90,48 @@ public sealed class SpfAtMailFrom
         });
         Assert.StartsWith("250", await SendAsync(server, "someone@bad.test"));
         Assert.DoesNotContain("Authentication-Results: mx.example.test;\r\n", await DeliveredAsync(server, 1), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TrustedNetworksAreCheckedWhenSkipTrustedNetworksIsOff()
+    {
+        using var dns = await DnsServer.StartAsync(Zones);
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.MailAuth.Enabled = true;
+            o.MailAuth.RejectSpfFail = true;
+            o.MailAuth.SkipTrustedNetworks = false;
+            o.Relay.TrustedNetworks = ["127.0.0.0/8"];
+            o.Dns.Servers = [dns.Server];
+        });
+        Assert.StartsWith("550 5.7.23", await SendAsync(server, "someone@bad.test", 550));
+    }
+
+    [Fact]
+    public async Task AListenersOwnPolicyOverridesTheGlobalOne()
+    {
+        using var dns = await DnsServer.StartAsync(Zones);
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.MailAuth.Enabled = true;
+            o.Dns.Servers = [dns.Server];
+            // The first mx listener refuses SPF failures; a second one, for a partner, does not check at all.
+            o.Listeners[0].MailAuth = new Postern.Server.Configuration.MailAuthPolicy { RejectSpfFail = true };
+            o.Listeners.Add(new Postern.Server.Configuration.ListenerOptions
+            {
+                Name = "partner",
+                Endpoint = "127.0.0.1:0",
+                Role = Postern.Server.Configuration.ListenerRole.Mx,
+                MailAuth = new Postern.Server.Configuration.MailAuthPolicy { Enabled = false },
+            });
+        });
+        Assert.StartsWith("550 5.7.23", await SendAsync(server, "someone@bad.test", 550));
+
+        await using var c = await RawSmtp.OpenAsync(server.Server.Listeners[3].LocalEndPoint.Port, ehlo: "client.good.test");
+        await c.CommandAsync("MAIL FROM:<someone@bad.test>", 250);
+        await c.CommandAsync("RCPT TO:<alice@example.test>", 250);
+        await c.CommandAsync("DATA", 354);
+        await c.CommandAsync("From: someone@bad.test\r\nSubject: partner\r\n\r\nbody\r\n.", 250);
+        Assert.DoesNotContain("Authentication-Results: mx.example.test;", await DeliveredAsync(server, 1), StringComparison.Ordinal);
     }
 }
