@@ -12,9 +12,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
-# Debian's dkimpy (and dnspython) verify what Postern signs, and sign what Postern verifies.
+# Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)
+/usr/bin/python3 -c 'import authres' >/dev/null 2>&1 || need+=(python3-authres)   # dkimpy's ARC sealing needs it
 command -v afl-fuzz >/dev/null 2>&1 || need+=(afl++)   # the short fuzz run after the tests (fuzz/README.md)
 # swaks needs these Perl modules for STARTTLS, implicit TLS and AUTH.
 perl -MIO::Socket::SSL -e1 >/dev/null 2>&1 || need+=(libio-socket-ssl-perl)

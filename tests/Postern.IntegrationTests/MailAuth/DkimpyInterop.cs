@@ -7,8 +7,8 @@ namespace Postern.IntegrationTests.MailAuth;
 
 /// <summary>
 /// Issue 5, an independent peer: Debian's dkimpy (python3-dkim) verifies what Postern signs, and
-/// Postern verifies what dkimpy signs, both looking the keys up in a real DNS server on loopback
-/// (NSD; dkimpy through dnspython pointed at it).
+/// Postern verifies what dkimpy signs, and an ARC set dkimpy seals, all looking the keys up in a
+/// real DNS server on loopback (NSD; dkimpy through dnspython pointed at it).
 /// </summary>
 public sealed class DkimpyInterop
 {
@@ -82,6 +82,38 @@ public sealed class DkimpyInterop
         // And a change in the body breaks it.
         var tampered = await verifier.VerifyAsync(Encoding.ASCII.GetBytes(signed.Stdout.Replace("and a last line", "and a LAST line", StringComparison.Ordinal)));
         Assert.Equal(Postern.MailAuth.AuthResult.Fail, Assert.Single(tampered).Result);
+    }
+
+    // dkimpy's ARC sealer: one set as mx.interop.test, over the Authentication-Results it finds.
+    private const string ArcSign = """
+        import sys, dkim
+        key = open(sys.argv[1], "rb").read()
+        msg = sys.stdin.buffer.read()
+        fields = dkim.arc_sign(msg, b"arc", b"interop.test", key, b"mx.interop.test", include_headers=[b"from", b"to", b"subject", b"date", b"message-id"])
+        sys.stdout.buffer.write(b"".join(fields) + msg)
+        """;
+
+    [Fact]
+    public async Task PosternVerifiesAnArcSetDkimpySealed()
+    {
+        var dir = TestServer.NewDataDir();
+        var (key, pem) = DkimSigningKey.Generate("interop.test", "arc", DkimKeyType.Rsa);
+        var keyFile = Path.Combine(dir, "arc.pem");
+        await File.WriteAllTextAsync(keyFile, pem);
+        using var dns = await DnsServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["interop.test"] = DnsServer.Zone("interop.test", Record(key, "arc")),
+        });
+        var received = "Authentication-Results: mx.interop.test; spf=pass smtp.mailfrom=interop.test\r\n" + Message;
+        var sealedByPy = await Peers.RunAsync(Python, ["-c", ArcSign, keyFile], received);
+        Assert.True(sealedByPy.ExitCode == 0 && sealedByPy.Stdout.StartsWith("ARC-Seal:", StringComparison.Ordinal), sealedByPy.All);
+        var verifier = new Postern.MailAuth.Arc.ArcChainVerifier(new DnsClientMailAuthDns([new DnsClient.NameServer(dns.EndPoint)], TimeSpan.FromSeconds(2)));
+        var text = sealedByPy.Stdout.Replace("\r\n", "\n", StringComparison.Ordinal).Replace("\n", "\r\n", StringComparison.Ordinal);
+        var result = await verifier.VerifyAsync(new MemoryStream(Encoding.ASCII.GetBytes(text)));
+        Assert.True(result.Result == Postern.MailAuth.AuthResult.Pass, result.ToResInfo(null) + "\n" + text);
+        Assert.Equal(["interop.test"], result.Sealers);
+        var tampered = await verifier.VerifyAsync(new MemoryStream(Encoding.ASCII.GetBytes(text.Replace("and a last line", "and a LAST line", StringComparison.Ordinal))));
+        Assert.Equal(Postern.MailAuth.AuthResult.Fail, tampered.Result);
     }
 
     private static string Record(DkimSigningKey key, string selector) =>
