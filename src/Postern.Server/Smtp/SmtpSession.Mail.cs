@@ -55,6 +55,11 @@ public sealed partial class SmtpSession
             _transaction.AuthResults.Add(new Postern.MailAuth.AuthenticationResults.MethodResult("spf", spf.Result, spf.Reason,
                 [mail.From.Mailbox is null ? ("smtp.helo", _helo ?? "") : ("smtp.mailfrom", spf.Sender)]));
         }
+        else if (_user is not null && _mailAuth.Enabled)
+        {
+            // RFC 8601 §2.7.4: what a local copy of a user's own mail says about its sender.
+            _transaction.AuthResults.Add(new Postern.MailAuth.AuthenticationResults.MethodResult("auth", Postern.MailAuth.AuthResult.Pass, null, [("smtp.auth", _user)]));
+        }
         _state = SessionState.Mail;
         Send(Reply.SenderOk);
     }

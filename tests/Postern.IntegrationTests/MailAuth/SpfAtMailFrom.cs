@@ -134,4 +134,26 @@ public sealed class SpfAtMailFrom
         await c.CommandAsync("From: someone@bad.test\r\nSubject: partner\r\n\r\nbody\r\n.", 250);
         Assert.DoesNotContain("Authentication-Results: mx.example.test;", await DeliveredAsync(server, 1), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AUsersOwnMailIsRecordedAsAuthPassNotChecked()
+    {
+        using var dns = await DnsServer.StartAsync(Zones);
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.MailAuth.Enabled = true;
+            o.Dns.Servers = [dns.Server];
+        });
+        await using (var c = await RawSmtp.OpenAsync(server.SubmissionsPort, implicitTls: true))
+        {
+            Assert.StartsWith("235", await c.AuthPlainAsync("bob@example.test", TestServer.BobPassword));
+            await c.CommandAsync("MAIL FROM:<bob@example.test>", 250);
+            await c.CommandAsync("RCPT TO:<alice@example.test>", 250);
+            await c.CommandAsync("DATA", 354);
+            await c.CommandAsync("From: bob@example.test\r\nSubject: from a colleague\r\n\r\nbody\r\n.", 250);
+        }
+        var delivered = await DeliveredAsync(server, 1);
+        Assert.Contains("Authentication-Results: mx.example.test;\r\n\tauth=pass smtp.auth=bob@example.test\r\n", delivered);
+        Assert.DoesNotContain("spf=", delivered);
+    }
 }
