@@ -56,6 +56,19 @@ public sealed class Arguments
 
     public string? Value(string name) => _values.GetValueOrDefault(name);
 
+    /// <summary>The same options without the first positional word (the sub-command's own arguments).</summary>
+    public Arguments Shift()
+    {
+        var a = new Arguments();
+        foreach (var (k, v) in _values)
+        {
+            a._values[k] = v;
+        }
+        a._switches.UnionWith(_switches);
+        a.Positional.AddRange(Positional.Skip(1));
+        return a;
+    }
+
     public bool Has(string name) => _switches.Contains(name);
 
     public bool Dev => Has("--dev");
@@ -89,9 +102,11 @@ public static class CommandLine
           queue flush|retry ID|hold ID|release ID|bounce ID|delete ID [--json]
           bans list|release KEY [--json]        AUTH brute-force bans (ip:ADDR, net:PREFIX/64, user:ADDRESS)
           config check [--config FILE] [--dev] [--json]
-          dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D/S.key; prints its TXT record
+          dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D.S.key; prints its TXT record
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
+          diag port|dns|dnsbl|auth|relay|deliver|self ... [--json]   why mail does not flow, and the fix
+               (`postern diag` lists each check's options)
 
         Every verb takes --config FILE (default ./postern.json, then /etc/postern/postern.json)
         and --dev (the embedded development configuration).
@@ -116,6 +131,7 @@ public static class CommandLine
                 "config" => ConfigCommand.Run(rest, stdout, stderr),
                 "dkim" => DkimCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
+                "diag" => await DiagCommand.RunAsync(rest, stdout, stderr, stdin),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),
             };
         }
