@@ -67,7 +67,7 @@ public static class QueueCommand
     private sealed record Row(string Id, string State, string From, List<string> Recipients, long Size, double AgeSeconds, DateTimeOffset Received);
 
     /// <summary>One message as `list`, `show` and `summary` see it.</summary>
-    private sealed record Entry(SpooledMessage Message, DeliveryState? State, bool Held)
+    internal sealed record Entry(SpooledMessage Message, DeliveryState? State, bool Held)
     {
         /// <summary>Each recipient's state: from queue/state, or all pending when delivery has not begun.</summary>
         public List<RecipientState> Recipients => (State ?? QueueControl.InitialState(Message.Envelope)).Recipients;
@@ -79,7 +79,8 @@ public static class QueueCommand
         public string Status => Held ? "held" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
     }
 
-    private static IEnumerable<Entry> Entries(Spool spool)
+    /// <summary>Every message of the spool as the queue verbs (and `diag self`) see it; one gone or corrupt meanwhile is skipped.</summary>
+    internal static IEnumerable<Entry> Entries(Spool spool)
     {
         var control = new QueueControl(spool.Root);
         foreach (var id in spool.ListIds())
@@ -155,6 +156,7 @@ public static class QueueCommand
         var recipients = e.Recipients.Select(r =>
         {
             var s = entry.State?.Recipients.FirstOrDefault(x => x.Address == r.Address && x.Original is null);
+            var reply = Interpret(s);
             return new
             {
                 r.Address,
@@ -165,20 +167,30 @@ public static class QueueCommand
                 s?.LastAttempt,
                 s?.NextAttempt,
                 Explanation = Explain(s, r.Local, entry.Held, e, id, options, now),
+                Diagnosis = reply?.Code,
+                Meaning = reply?.Cause,
+                Advice = reply?.Fix,
                 r.Notify,
                 r.ORcpt,
             };
         }).ToList();
-        var forwarded = entry.State?.Recipients.Where(s => s.Original is not null).Select(s => new
+        var forwarded = entry.State?.Recipients.Where(s => s.Original is not null).Select(s =>
         {
-            s.Address,
-            s.Original,
-            s.Status,
-            s.Detail,
-            s.Attempts,
-            s.LastAttempt,
-            s.NextAttempt,
-            Explanation = Explain(s, s.Local, entry.Held, e, id, options, now),
+            var reply = Interpret(s);
+            return new
+            {
+                s.Address,
+                s.Original,
+                s.Status,
+                s.Detail,
+                s.Attempts,
+                s.LastAttempt,
+                s.NextAttempt,
+                Explanation = Explain(s, s.Local, entry.Held, e, id, options, now),
+                Diagnosis = reply?.Code,
+                Meaning = reply?.Cause,
+                Advice = reply?.Fix,
+            };
         }).ToList();
         if (json)
         {
@@ -204,13 +216,32 @@ public static class QueueCommand
         {
             stdout.WriteLine($"To:        <{r.Address}>  {r.Status}{(r.Detail is null ? "" : $": {r.Detail}")}");
             stdout.WriteLine($"           {r.Explanation}");
+            WriteMeaning(stdout, r.Diagnosis, r.Meaning, r.Advice);
         }
         foreach (var x in forwarded ?? [])
         {
             stdout.WriteLine($"Forwarded: <{x.Address}> (alias of <{x.Original}>)  {x.Status}{(x.Detail is null ? "" : $": {x.Detail}")}");
             stdout.WriteLine($"           {x.Explanation}");
+            WriteMeaning(stdout, x.Diagnosis, x.Meaning, x.Advice);
         }
         return ExitCode.Ok;
+    }
+
+    /// <summary>
+    /// The remote reply (or Postern's own reason) of a deferred or bounced recipient, interpreted:
+    /// what it means and what to do (issue 6; the same words as `postern diag deliver`).
+    /// </summary>
+    private static Postern.Diagnostics.ReplyExplanation? Interpret(RecipientState? s) =>
+        s is { Status: "deferred" or "bounced", Detail: { Length: > 0 } detail } ? Postern.Diagnostics.ReplyExplainer.Explain(detail) : null;
+
+    private static void WriteMeaning(TextWriter stdout, string? diagnosis, string? meaning, string? advice)
+    {
+        if (diagnosis is null)
+        {
+            return;
+        }
+        stdout.WriteLine($"           meaning: {meaning} ({diagnosis})");
+        stdout.WriteLine($"           advice:  {advice}");
     }
 
     /// <summary>One recipient in plain words: what happened last, what happens next, and why (SPEC §6).</summary>

@@ -55,6 +55,11 @@ public sealed class QueueShowAndSummary : IDisposable
             $"the message bounces if still undelivered at {expires}", show.Out, StringComparison.Ordinal);
         Assert.Contains("To:        <dave@peer.test>  bounced: 550 5.1.1 no such user", show.Out, StringComparison.Ordinal);
         Assert.Contains("failed permanently; the bounce goes to <alice@example.test> when the server next takes the message", show.Out, StringComparison.Ordinal);
+        // The remote replies interpreted, with what to do (issue 6).
+        Assert.Contains("           meaning: greylisting", show.Out, StringComparison.Ordinal);
+        Assert.Contains("(greylisted)\n           advice:  nothing to do: Postern retries", show.Out.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Contains("           meaning: the receiving server says this mailbox does not exist there", show.Out, StringComparison.Ordinal);
+        Assert.Contains("(unknown_user)", show.Out, StringComparison.Ordinal);
         Assert.Contains("To:        <bob@example.test>  pending", show.Out, StringComparison.Ordinal);
         Assert.Contains("waiting for local delivery", show.Out, StringComparison.Ordinal);
 
@@ -71,6 +76,58 @@ public sealed class QueueShowAndSummary : IDisposable
         Assert.Equal("deferred", carol.GetProperty("Status").GetString());
         Assert.Equal(3, carol.GetProperty("Attempts").GetInt32());
         Assert.Contains("no next attempt while the message is on hold", carol.GetProperty("Explanation").GetString(), StringComparison.Ordinal);
+        Assert.Equal("greylisted", carol.GetProperty("Diagnosis").GetString());
+        Assert.Contains("Delivery.RetryInitialDelay", carol.GetProperty("Advice").GetString(), StringComparison.Ordinal);
+        var dave = root.GetProperty("Recipients")[1];
+        Assert.Equal("unknown_user", dave.GetProperty("Diagnosis").GetString());
+        Assert.Contains("does not exist", dave.GetProperty("Meaning").GetString(), StringComparison.Ordinal);
+        // Nothing to interpret for a recipient that has not failed.
+        Assert.Equal(JsonValueKind.Null, root.GetProperty("Recipients")[2].GetProperty("Diagnosis").ValueKind);
+    }
+
+    [Fact]
+    public async Task ShowExplainsARealDeferralFromPostfix()
+    {
+        // Postfix (127.0.0.38) refuses the recipient for now with a blocklist reply; Postern defers it.
+        const string address = "127.0.0.38";
+        using var dns = await DnsServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["pf.test"] = DnsServer.Zone("pf.test", $"""
+                @        IN MX 10 mx.pf.test.
+                mx       IN A   {address}
+                """),
+        });
+        await using var postfix = await PostfixPeer.StartAsync(address, "pf.test", "someone");
+        await postfix.SetRecipientAccessAsync(("someone@pf.test", "450 4.7.1 Service unavailable; Client host [192.0.2.7] blocked using zen.spamhaus.org"));
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.Relay.TrustedNetworks = ["127.0.0.0/8"];
+            o.Dns.Servers = [dns.Server];
+            o.Delivery.RemotePort = postfix.EndPoint.Port;
+        });
+        string id;
+        await using (var c = await RawSmtp.OpenAsync(server.MxPort))
+        {
+            await c.CommandAsync("MAIL FROM:<app@origin.test>", 250);
+            await c.CommandAsync("RCPT TO:<someone@pf.test>", 250);
+            await c.CommandAsync("DATA", 354);
+            id = (await c.CommandAsync("From: app@origin.test\r\nSubject: listed\r\nMessage-ID: <l1@origin.test>\r\n\r\nhello\r\n.", 250)).Split(' ')[^1];
+        }
+        await server.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=deferred", "blocked using zen.spamhaus.org");
+        await QueueSeed.WaitForAsync(() => QueueSeed.State(server.DataDir, new QueueId(id))?.Recipients[0].Status == "deferred", "the deferral in queue/state");
+
+        using var cli = PosternCli.WithConfig(dataDirectory: server.DataDir);
+        var show = await cli.RunAsync("queue", "show", id);
+        Assert.True(show.ExitCode == 0, show.ToString());
+        Assert.Contains("To:        <someone@pf.test>  deferred: 450 4.7.1 <someone@pf.test>: Recipient address rejected: Service unavailable; Client host [192.0.2.7] blocked using zen.spamhaus.org",
+            show.Out, StringComparison.Ordinal);
+        Assert.Contains("           meaning: the receiving server refuses mail from this server's address (192.0.2.7) because a blocklist names it (zen.spamhaus.org)", show.Out, StringComparison.Ordinal);
+        Assert.Contains("           advice:  run `postern diag dnsbl 192.0.2.7`", show.Out, StringComparison.Ordinal);
+
+        var json = JsonDocument.Parse((await cli.RunAsync("queue", "show", id, "--json")).Out).RootElement.GetProperty("Recipients")[0];
+        Assert.Equal("deferred", json.GetProperty("Status").GetString());
+        Assert.Equal("blocklisted", json.GetProperty("Diagnosis").GetString());
+        Assert.Contains("Relay.Smarthost", json.GetProperty("Advice").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
