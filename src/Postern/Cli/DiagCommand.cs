@@ -57,6 +57,7 @@ public static class DiagCommand
             Options = options,
             HasConfiguration = hasConfiguration,
             Dns = new DnsClientMailAuthDns(servers, timeout),
+            DnsServers = servers,
             DnsDescription = servers.Count == 0 ? "the system resolvers" : string.Join(", ", servers.Select(s => s.ToString())),
             Timeout = timeout,
             Time = time ?? TimeProvider.System,

@@ -50,6 +50,9 @@ public sealed class DiagContext
     /// <summary>The resolver: --dns when given, else the configuration's Dns.Servers, else the system's.</summary>
     public required IMailAuthDns Dns { get; init; }
 
+    /// <summary>The servers <see cref="Dns"/> asks (empty: the system's), for a check that needs raw answers.</summary>
+    public IReadOnlyList<DnsClient.NameServer> DnsServers { get; init; } = [];
+
     /// <summary>The servers <see cref="Dns"/> asks, for the words of a step ("asked 127.0.0.53").</summary>
     public required string DnsDescription { get; init; }
 
