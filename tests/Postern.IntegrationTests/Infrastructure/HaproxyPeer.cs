@@ -125,7 +125,7 @@ public sealed class HaproxyPeer : IAsyncDisposable
 
         // Wait for the listening socket without connecting to it: a probe would reach Postern.
         var deadline = Environment.TickCount64 + 10_000;
-        while (!IsListening())
+        while (!Ports.IsListening(EndPoint))
         {
             if (_process.HasExited)
             {
@@ -148,17 +148,6 @@ public sealed class HaproxyPeer : IAsyncDisposable
                 _output.Append(line).Append('\n');
             }
         }
-    }
-
-    /// <summary>Whether /proc/net/tcp shows a socket listening (state 0A) on <see cref="EndPoint"/>.</summary>
-    private bool IsListening()
-    {
-        // The kernel writes the IPv4 address as the hex of its 32-bit value in host order.
-        var address = BitConverter.ToUInt32(EndPoint.Address.GetAddressBytes()).ToString("X8", CultureInfo.InvariantCulture);
-        var wanted = $"{address}:{EndPoint.Port:X4}";
-        return File.ReadLines("/proc/net/tcp").Skip(1)
-            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .Any(f => f.Length > 3 && f[1] == wanted && f[3] == "0A");
     }
 
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
@@ -43,5 +44,19 @@ internal static class Ports
                 sockets.ForEach(s => s.Dispose());
             }
         }
+    }
+
+    /// <summary>
+    /// Whether /proc/net/tcp shows a socket listening (state 0A) on the IPv4 endpoint: how a test
+    /// knows a peer process it started is ready, without connecting to it (a connection would count).
+    /// </summary>
+    public static bool IsListening(IPEndPoint endPoint)
+    {
+        // The kernel writes the IPv4 address as the hex of its 32-bit value in host order.
+        var address = BitConverter.ToUInt32(endPoint.Address.GetAddressBytes()).ToString("X8", CultureInfo.InvariantCulture);
+        var wanted = $"{address}:{endPoint.Port:X4}";
+        return File.ReadLines("/proc/net/tcp").Skip(1)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Any(f => f.Length > 3 && f[1] == wanted && f[3] == "0A");
     }
 }

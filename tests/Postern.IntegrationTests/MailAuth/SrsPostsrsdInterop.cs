@@ -292,7 +292,7 @@ public sealed class SrsPostsrsdInterop
             _process.BeginErrorReadLine();
 
             var deadline = Environment.TickCount64 + 10_000;
-            while (!IsListening(ForwardEndPoint) || !IsListening(ReverseEndPoint))
+            while (!Infrastructure.Ports.IsListening(ForwardEndPoint) || !Infrastructure.Ports.IsListening(ReverseEndPoint))
             {
                 if (_process.HasExited)
                 {
@@ -319,17 +319,6 @@ public sealed class SrsPostsrsdInterop
                     _output.Append(line).Append('\n');
                 }
             }
-        }
-
-        /// <summary>Whether /proc/net/tcp shows a socket listening (state 0A) on the endpoint.</summary>
-        private static bool IsListening(IPEndPoint endPoint)
-        {
-            // The kernel writes the IPv4 address as the hex of its 32-bit value in host order.
-            var address = BitConverter.ToUInt32(endPoint.Address.GetAddressBytes()).ToString("X8", CultureInfo.InvariantCulture);
-            var wanted = $"{address}:{endPoint.Port:X4}";
-            return File.ReadLines("/proc/net/tcp").Skip(1)
-                .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                .Any(f => f.Length > 3 && f[1] == wanted && f[3] == "0A");
         }
 
         /// <summary>Two different free ports: both sockets are held until both are known.</summary>
