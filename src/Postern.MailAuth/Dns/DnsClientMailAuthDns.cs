@@ -56,6 +56,11 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
         {
             response = await _dns.QueryAsync(name, type, QueryClass.IN, cancellationToken).ConfigureAwait(false);
         }
+        catch (ArgumentException)
+        {
+            // Not a name DNS can carry (an empty or 64-octet label, 256 octets in all): nothing can exist there.
+            return DnsAnswer<T>.NxDomain;
+        }
         catch (Exception e) when (e is DnsResponseException or System.Net.Sockets.SocketException or IOException or TimeoutException
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {

@@ -13,7 +13,7 @@ public static class ExitCode
 /// <summary>Arguments after the verb: flags with values, switches, and positional words.</summary>
 public sealed class Arguments
 {
-    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force"];
+    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force", "--insecure"];
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _switches = new(StringComparer.Ordinal);
 

@@ -67,15 +67,34 @@ public static class DiagCommand
         };
         if (console is null)
         {
-            await verb.RunAsync(ctx, rest, CancellationToken.None);
+            await GuardedAsync(verb, ctx, rest);
             stdout.WriteLine(report.ToJsonText());
         }
         else
         {
-            await console.RunAsync($"postern diag {verb.Name} {target}", () => verb.RunAsync(ctx, rest, CancellationToken.None));
+            await console.RunAsync($"postern diag {verb.Name} {target}", () => GuardedAsync(verb, ctx, rest));
             console.Summary(report);
         }
         return report.Ok ? ExitCode.Ok : ExitCode.Problem;
+    }
+
+    /// <summary>
+    /// Runs the check; something it did not foresee becomes a failed step with the exception's
+    /// words (and the report so far still prints), never a stack trace.
+    /// </summary>
+    private static async Task GuardedAsync(IDiagVerb verb, DiagContext ctx, Arguments rest)
+    {
+        try
+        {
+            await verb.RunAsync(ctx, rest, CancellationToken.None);
+        }
+        catch (Exception e) when (e is not UsageException)
+        {
+            ctx.Add(new DiagStep("check.failed", $"diag {verb.Name} itself", DiagStatus.Fail, "the steps above",
+                $"{e.GetType().Name}: {e.Message}", "check_failed",
+                "the check met something it does not handle, so what comes after it was not checked",
+                "run it again; if it fails the same way, report it with this output (it is a bug in postern diag)"));
+        }
     }
 
     private static (PosternOptions, bool) LoadOptionsIfAny(Arguments a)

@@ -18,11 +18,11 @@ public sealed partial class AuthCheck : IDiagVerb
 {
     public string Name => "auth";
 
-    public string Usage => "diag auth HOST --user U --password-stdin [--port 587]";
+    public string Usage => "diag auth HOST --user U --password-stdin [--port 587] [--insecure]";
 
     public string Summary => "can the account log in; else TLS, mechanism, credentials or lockout";
 
-    public IReadOnlyList<string> Options => ["--user", "--password-stdin", "--port"];
+    public IReadOnlyList<string> Options => ["--user", "--password-stdin", "--port", "--insecure"];
 
     public string Target(Arguments args)
     {
@@ -83,7 +83,7 @@ public sealed partial class AuthCheck : IDiagVerb
         }
         await using (probe.ConfigureAwait(false))
         {
-            var ehlo = await TlsSessionAsync(ctx, probe, host, spec, Add, cancellationToken).ConfigureAwait(false);
+            var ehlo = await TlsSessionAsync(ctx, probe, host, spec, args.Has("--insecure"), Add, cancellationToken).ConfigureAwait(false);
             if (ehlo is not null)
             {
                 Add(await LogInAsync(ctx, probe, ehlo, spec, user, password, cancellationToken).ConfigureAwait(false));
@@ -92,7 +92,7 @@ public sealed partial class AuthCheck : IDiagVerb
     }
 
     /// <summary>Greeting, EHLO and TLS in the order the port wants them; the EHLO reply over TLS, or null when a step failed.</summary>
-    private static async Task<PortCheck.EhloInfo?> TlsSessionAsync(DiagContext ctx, SmtpProbe probe, string host, PortCheck.PortSpec spec, Action<DiagStep> add, CancellationToken cancellationToken)
+    private static async Task<PortCheck.EhloInfo?> TlsSessionAsync(DiagContext ctx, SmtpProbe probe, string host, PortCheck.PortSpec spec, bool insecure, Action<DiagStep> add, CancellationToken cancellationToken)
     {
         if (spec.ImplicitTls)
         {
@@ -102,7 +102,12 @@ public sealed partial class AuthCheck : IDiagVerb
             {
                 return null;
             }
-            add(Certificate(ctx, tls, host, spec));
+            var certificate = Certificate(ctx, tls, host, spec, insecure);
+            add(certificate);
+            if (certificate.Status == DiagStatus.Fail)
+            {
+                return null; // no password over a certificate a client would refuse
+            }
             var (greeted, banner) = await ctx.WaitAsync("waiting for the greeting", PortCheck.GreetingAsync(probe, spec, "banner", cancellationToken)).ConfigureAwait(false);
             add(banner);
             if (!greeted)
@@ -133,7 +138,12 @@ public sealed partial class AuthCheck : IDiagVerb
             {
                 return null;
             }
-            add(Certificate(ctx, tls, host, spec));
+            var certificate = Certificate(ctx, tls, host, spec, insecure);
+            add(certificate);
+            if (certificate.Status == DiagStatus.Fail)
+            {
+                return null; // no password over a certificate a client would refuse
+            }
             // RFC 3207 §4.2: what was said before TLS is forgotten; EHLO again to see AUTH.
             var (again, againStep) = await ctx.WaitAsync("EHLO over TLS", PortCheck.EhloAsync(ctx, probe, spec, "ehlo_tls", afterTls: true, cancellationToken, judgeAuth: false)).ConfigureAwait(false);
             add(againStep);
@@ -142,10 +152,12 @@ public sealed partial class AuthCheck : IDiagVerb
     }
 
     /// <summary>
-    /// The certificate in one step. A warning at worst: AUTH is still tried over this TLS, so the
-    /// credentials are judged whatever the certificate; `diag port` judges the certificate in full.
+    /// The certificate in one step. An expired, wrong-name or untrusted one fails and the password
+    /// is not sent: a man in the middle would present just such a certificate, and mail clients
+    /// refuse it. With --insecure (a server whose certificate you know) it is a warning and the
+    /// login is tried; `diag port` judges the certificate in full.
     /// </summary>
-    private static DiagStep Certificate(DiagContext ctx, TlsInfo tls, string host, PortCheck.PortSpec spec)
+    private static DiagStep Certificate(DiagContext ctx, TlsInfo tls, string host, PortCheck.PortSpec spec, bool insecure)
     {
         var facts = new PortCheck.CertificateFacts(tls, host, ctx.Time.GetUtcNow());
         var data = new JsonObject
@@ -160,18 +172,21 @@ public sealed partial class AuthCheck : IDiagVerb
         const string title = "certificate";
         var tried = $"the certificate's chain, dates and names, for {host}";
         var saw = $"{facts.Leaf.Subject}, issued by {facts.Leaf.Issuer}, valid until {PortCheck.When(facts.Leaf.NotAfter)}";
-        var also = $"; this check still tries the login over it (`postern diag port {host} --ports {spec.Port}/{spec.RoleWord}` judges the certificate in full)";
+        var status = insecure ? DiagStatus.Warn : DiagStatus.Fail;
+        var also = insecure
+            ? $"; with --insecure the login is tried over it all the same (`postern diag port {host} --ports {spec.Port}/{spec.RoleWord}` judges the certificate in full)"
+            : "; so the password was not sent (a man in the middle would present such a certificate): to try the login over it anyway, on a server whose certificate you know, add --insecure";
         if (facts.ExpiryProblem() is { Code: not "cert_expiring" } expired)
         {
-            return new DiagStep("cert", title, DiagStatus.Warn, tried, $"{saw}: {expired.Saw}", expired.Code, expired.Cause + also, expired.Fix, data);
+            return new DiagStep("cert", title, status, tried, $"{saw}: {expired.Saw}", expired.Code, expired.Cause + also, expired.Fix, data);
         }
         if (!tls.NameMatches)
         {
-            return new DiagStep("cert", title, DiagStatus.Warn, tried, $"{saw}: for {string.Join(", ", facts.Names)}, not {host}", "cert_name_mismatch", facts.NameCause(spec) + also, facts.NameFix(), data);
+            return new DiagStep("cert", title, status, tried, $"{saw}: for {string.Join(", ", facts.Names)}, not {host}", "cert_name_mismatch", facts.NameCause(spec) + also, facts.NameFix(), data);
         }
         if (!facts.Trusted)
         {
-            return new DiagStep("cert", title, DiagStatus.Warn, tried, $"{saw}: not trusted: {facts.TrustWords}", "cert_untrusted",
+            return new DiagStep("cert", title, status, tried, $"{saw}: not trusted: {facts.TrustWords}", "cert_untrusted",
                 $"the certificate is not trusted ({facts.TrustWords}): mail clients refuse it, or ask their users to accept it{also}",
                 "use a certificate from a CA clients trust (Let's Encrypt is free) with its whole chain in Tls.CertificatePath (certbot's fullchain.pem), the key in Tls.KeyPath", data);
         }
@@ -300,12 +315,14 @@ public sealed partial class AuthCheck : IDiagVerb
     {
         private const string Hidden = "(password hidden)";
 
+        // A short password is not looked for as such: "587" would be hidden in "127.0.0.1:587" and so
+        // revealed by its hiding. The PLAIN blob is always long enough to be itself.
         private readonly string[] _forms = new[]
         {
             Convert.ToBase64String(Encoding.UTF8.GetBytes($"\0{user}\0{password}")),
             Convert.ToBase64String(Encoding.UTF8.GetBytes(password)),
             password,
-        }.Where(f => f.Length > 0).ToArray();
+        }.Where((f, i) => i == 0 || f.Length >= 8).ToArray();
 
         public DiagStep Hide(DiagStep step) => step with
         {

@@ -78,7 +78,7 @@ public sealed class DeliverCheck : IDiagVerb
         }
         var tried = string.Join(", ", hosts.SelectMany(h => h.Addresses.Select(a => $"{h.Name}[{a}]")));
         var failures = ctx.Report.Steps.Where(s => s.Id.StartsWith("connect.", StringComparison.Ordinal)).Select(s => s.Code).ToList();
-        ctx.Add(NoneAnswered(tried, port, failures));
+        ctx.Add(NoneAnswered(tried, port, failures, ctx.HasConfiguration && ctx.Options.Relay.Smarthost is { Host.Length: > 0 }));
     }
 
     // ---- the route and the hosts ----
@@ -511,8 +511,12 @@ public sealed class DeliverCheck : IDiagVerb
             data);
     }
 
-    /// <summary>The closing step when no address took the connection.</summary>
-    internal static DiagStep NoneAnswered(string tried, int port, IReadOnlyList<string?> failures)
+    /// <summary>
+    /// The closing step when no address took the connection. With <paramref name="smarthost"/>
+    /// (this server sends through Relay.Smarthost) timeouts are only a warning: a blocked port 25
+    /// here does not stop its mail.
+    /// </summary>
+    internal static DiagStep NoneAnswered(string tried, int port, IReadOnlyList<string?> failures, bool smarthost = false)
     {
         var allTimeouts = failures.Count > 0 && failures.All(f => f == "connect_timeout");
         var allRefused = failures.Count > 0 && failures.All(f => f == "connect_refused");
@@ -521,16 +525,14 @@ public sealed class DeliverCheck : IDiagVerb
             : allRefused
                 ? $"every server refused connections on port {port}: nothing takes mail there (Postern defers and retries)"
                 : $"no server took the connection on port {port} (see each address above): Postern defers and retries";
-        var fix = allTimeouts
+        var fix = allTimeouts && smarthost
+            ? "Relay.Smarthost is set, so this server never connects to MX hosts itself and a blocked port 25 here does not stop its mail; `postern diag auth SMARTHOST` checks the way to the smarthost"
+            : allTimeouts
             ? "send through your provider's smarthost (Relay.Smarthost), or ask the provider to open outbound port 25; `postern diag port HOST --ports 25,587` tells the cases apart"
             : "if the servers are yours, start them or open port 25 in their firewall; otherwise wait, or tell the domain's postmaster";
-        return new DiagStep("connect", "no server answered", DiagStatus.Fail, tried, "no address took the connection and greeted", "no_server_answers", cause, fix,
+        return new DiagStep("connect", "no server answered", allTimeouts && smarthost ? DiagStatus.Warn : DiagStatus.Fail, tried, "no address took the connection and greeted", "no_server_answers", cause, fix,
             new JsonObject { ["port"] = port, ["failures"] = new JsonArray([.. failures.Select(f => JsonValue.Create(f))]) });
     }
 
-    private static string Word(ProbeFailure failure) => failure switch
-    {
-        ProbeFailure.NotSmtp => "not_smtp",
-        _ => failure.ToString().ToLowerInvariant(),
-    };
+    private static string Word(ProbeFailure failure) => failure.Word();
 }

@@ -14,12 +14,18 @@ public sealed class DiagConsole : IDiagProgress
     private StatusContext? _status;
 
     public DiagConsole(TextWriter output, bool terminal)
+        : this(output, terminal, terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors)
+    {
+    }
+
+    /// <summary>With the colours given (a test can ask for them without a terminal).</summary>
+    public DiagConsole(TextWriter output, bool terminal, ColorSystemSupport colours)
     {
         _console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(output),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Ansi = terminal ? AnsiSupport.Yes : AnsiSupport.No,
+            ColorSystem = colours,
             Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
         });
         if (!terminal)
@@ -67,19 +73,39 @@ public sealed class DiagConsole : IDiagProgress
         };
         lock (_console)
         {
-            _console.MarkupLineInterpolated($"[{colour} bold]{mark}[/]  {step.Title} [grey]({step.Id})[/]");
-            _console.MarkupLineInterpolated($"      [grey]tried:[/] {step.Tried}");
-            _console.MarkupLineInterpolated($"      [grey]saw:[/]   {step.Saw}");
+            _console.MarkupLineInterpolated($"[{colour} bold]{mark}[/]  {Safe(step.Title)} [grey]({Safe(step.Id)})[/]");
+            _console.MarkupLineInterpolated($"      [grey]tried:[/] {Safe(step.Tried)}");
+            _console.MarkupLineInterpolated($"      [grey]saw:[/]   {Safe(step.Saw)}");
             if (step.Cause is not null)
             {
-                _console.MarkupLineInterpolated($"      [{colour}]cause:[/] {step.Cause}");
+                _console.MarkupLineInterpolated($"      [{colour}]cause:[/] {Safe(step.Cause)}");
             }
             if (step.Fix is not null)
             {
-                _console.MarkupLineInterpolated($"      [{colour}]fix:[/]   {step.Fix}");
+                _console.MarkupLineInterpolated($"      [{colour}]fix:[/]   {Safe(step.Fix)}");
             }
         }
     }
+
+    /// <summary>
+    /// Control characters as \xNN: what a remote server or a DNS record says reaches the terminal,
+    /// and an escape sequence in it must not move the cursor, rewrite lines or set the title.
+    /// </summary>
+    internal static string Safe(string text)
+    {
+        if (!text.Any(IsControl))
+        {
+            return text;
+        }
+        var sb = new System.Text.StringBuilder(text.Length + 16);
+        foreach (var c in text)
+        {
+            sb.Append(IsControl(c) ? $"\\x{(int)c:x2}" : c);
+        }
+        return sb.ToString();
+    }
+
+    private static bool IsControl(char c) => c < ' ' || c is >= '\x7f' and <= '\x9f';
 
     public IDisposable Waiting(string what)
     {

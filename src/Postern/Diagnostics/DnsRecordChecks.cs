@@ -512,9 +512,12 @@ internal static class DnsRecordChecks
 
     // ---- shared ----
 
-    /// <summary>A DNS question that got no answer: the step's outcome is unknown.</summary>
+    /// <summary>
+    /// A DNS question that got no answer: the step's outcome is unknown, and that fails the check
+    /// (receivers that get no answer defer the mail too; a run that checked nothing is not "all good").
+    /// </summary>
     public static DiagStep Unreachable(DiagContext ctx, string id, string title, string tried, JsonObject data, string? saw = null) =>
-        new(id, title, DiagStatus.Warn, tried, saw ?? $"no answer within {ctx.Timeout.TotalSeconds:0.#} s, or SERVFAIL", "dns_unreachable",
+        new(id, title, DiagStatus.Fail, tried, saw ?? $"no answer within {ctx.Timeout.TotalSeconds:0.#} s, or SERVFAIL", "dns_unreachable",
             "the DNS servers did not answer, so this could not be checked (receivers that get no answer either defer the mail or count it as an error)",
             "try again; if it persists, check that the domain's name servers answer (dig +trace), or ask another resolver with --dns", data);
 

@@ -201,7 +201,7 @@ public sealed partial class PortCheck : IDiagVerb
     internal static string When(DateTime time) => time.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>A <see cref="ProbeFailure"/> as a data word: refused, timeout, reset, closed, unreachable, not_smtp, tls.</summary>
-    internal static string Word(ProbeFailure failure) => failure == ProbeFailure.NotSmtp ? "not_smtp" : failure.ToString().ToLowerInvariant();
+    internal static string Word(ProbeFailure failure) => failure.Word();
 
     // ---- The steps of one connection, shared with `diag auth` ----
 
@@ -503,10 +503,22 @@ public sealed partial class PortCheck : IDiagVerb
         nameData["matches"] = tls.NameMatches;
         var nameTried = $"the certificate's names against {host}";
         var namesSaw = $"the certificate is for {string.Join(", ", facts.Names)}";
-        yield return tls.NameMatches
-            ? new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Pass, nameTried, $"{namesSaw}: {host} matches", Data: nameData)
-            : new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Fail, nameTried, $"{namesSaw}: {host} is not among them", "cert_name_mismatch",
-                facts.NameCause(spec), facts.NameFix(), nameData);
+        if (tls.NameMatches)
+        {
+            yield return new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Pass, nameTried, $"{namesSaw}: {host} matches", Data: nameData);
+        }
+        else if (IPAddress.TryParse(host.Trim('[', ']'), out _))
+        {
+            // Asked by address, nothing can match a name: clients and senders connect by name.
+            yield return new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Info, nameTried,
+                $"{namesSaw}; asked by address, so not compared (check the host by its name to compare)", Data: nameData);
+        }
+        else
+        {
+            // As the chain: clients refuse a wrong name, senders to an MX mostly deliver anyway.
+            yield return new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", spec.ForClients ? DiagStatus.Fail : DiagStatus.Warn, nameTried,
+                $"{namesSaw}: {host} is not among them", "cert_name_mismatch", facts.NameCause(spec), facts.NameFix(), nameData);
+        }
     }
 
     /// <summary>

@@ -229,7 +229,7 @@ public sealed class RelayCheck : IDiagVerb
                 {
                     ctx.Add(new DiagStep("banner", "greeting and EHLO", DiagStatus.Warn, "reading the greeting, EHLO", e.Message, "relay_untested",
                         $"{host} did not finish the greeting and EHLO, so relaying could not be tried", "check the server with `postern diag port HOST`, then run this check again",
-                        new JsonObject { ["failure"] = e.Failure.ToString().ToLowerInvariant() }));
+                        new JsonObject { ["failure"] = e.Failure.Word() }));
                     return false;
                 }
             }
@@ -272,7 +272,10 @@ public sealed class RelayCheck : IDiagVerb
         {
             if (_probe is not null)
             {
-                await _probe.DisposeAsync();
+                // Forgotten before the new connection is tried: if that fails, no later form may use the closed one.
+                var old = _probe;
+                _probe = null;
+                await old.DisposeAsync();
             }
             _probe = await SmtpProbe.ConnectAsync(Address!, port, ctx.Timeout, null, cancellationToken);
             var banner = await _probe.ReadReplyAsync(cancellationToken);
@@ -314,7 +317,11 @@ public sealed class RelayCheck : IDiagVerb
 
         private async Task<DiagStep> TryOnceAsync(Form form, string tried, JsonObject data, CancellationToken cancellationToken)
         {
-            var rset = await _probe!.CommandAsync("RSET", cancellationToken);
+            if (_probe is null)
+            {
+                throw new SmtpProbeException(ProbeFailure.Closed, "no connection (it could not be opened again)");
+            }
+            var rset = await _probe.CommandAsync("RSET", cancellationToken);
             if (rset.Code == 421)
             {
                 throw new SmtpProbeException(ProbeFailure.Closed, $"the server closes the connection: {rset}");

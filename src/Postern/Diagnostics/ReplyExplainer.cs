@@ -140,6 +140,12 @@ public static partial class ReplyExplainer
         {
             return temporary ? UnknownUserForNow : UnknownUser;
         }
+        // Gmail's "421 4.7.0 Try again later, closing connection. (EHLO)" names the command it
+        // answered, not a bad name: a temporary hold on this sender, as its documentation says.
+        if (code == 421 && Enh("7.0") && Has("try again later, closing connection"))
+        {
+            return RateLimited;
+        }
         if (Word("helo") || Word("ehlo"))
         {
             return HeloRejected;

@@ -74,7 +74,7 @@ internal static class SelfServerChecks
         }
         catch (SmtpProbeException e)
         {
-            data["failure"] = e.Failure.ToString().ToLowerInvariant();
+            data["failure"] = e.Failure.Word();
             var (code, cause) = e.Failure switch
             {
                 ProbeFailure.Timeout => ("blocked", smarthost
@@ -111,7 +111,7 @@ internal static class SelfServerChecks
             }
             catch (SmtpProbeException e)
             {
-                data["failure"] = e.Failure.ToString().ToLowerInvariant();
+                data["failure"] = e.Failure.Word();
                 if (e.Failure == ProbeFailure.Tls)
                 {
                     ctx.Add(new DiagStep(kind, title, DiagStatus.Fail, tried, $"connected; {e.Message}", $"{kind}_tls",
@@ -297,8 +297,12 @@ internal static class SelfServerChecks
             data["tried"] = shown;
             // Triage holds the greeting back from clients on trial, and takes a word before it as a
             // spam bot's: only the connection is tried then.
-            var onTrial = l.Role == ListenerRole.Mx && o.Triage.Enabled && o.Triage.GreetingPause > TimeSpan.Zero && !trusted.Any(n => n.Contains(address));
-            var tried = onTrial
+            // Behind a proxy the listener waits for a PROXY header from its proxies and drops anyone
+            // else: only the connection is tried then too.
+            var onTrial = l.ProxyProtocol || (l.Role == ListenerRole.Mx && o.Triage.Enabled && o.Triage.GreetingPause > TimeSpan.Zero && !trusted.Any(n => n.Contains(address)));
+            var tried = l.ProxyProtocol
+                ? $"a TCP connection to {shown} (the greeting is not awaited: with ProxyProtocol only the proxy may speak first)"
+                : onTrial
                 ? $"a TCP connection to {shown} (the greeting is not awaited: Triage.GreetingPause holds it back {o.Triage.GreetingPause.TotalSeconds:0} s)"
                 : $"a TCP connection to {shown}{(l.Role == ListenerRole.Submissions ? ", TLS," : "")} then its greeting";
             await ListenerAsync(ctx, id, title, tried, target, shown, l.Role, onTrial, data, cancellationToken);
@@ -309,7 +313,7 @@ internal static class SelfServerChecks
     {
         DiagStep Failed(ProbeFailure failure, string message)
         {
-            data["failure"] = failure.ToString().ToLowerInvariant();
+            data["failure"] = failure.Word();
             return failure switch
             {
                 ProbeFailure.Refused => new DiagStep(id, title, DiagStatus.Fail, tried, message, "listener_down",
@@ -426,10 +430,10 @@ internal static class SelfServerChecks
                 await spool.DisposeAsync();
             }
         }
-        catch (UnauthorizedAccessException e)
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
             ctx.Add(new DiagStep("queue", "queue", DiagStatus.Warn, tried, e.Message, "queue_unreadable",
-                "the queue is not readable by this user, so it was not checked", "run the check as the user the server runs as", data));
+                "the queue could not be read (not readable by this user, or a file changed while it was read), so it was not checked", "run the check as the user the server runs as, or again", data));
             return;
         }
         data["messages"] = messages;

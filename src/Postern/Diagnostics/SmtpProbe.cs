@@ -47,6 +47,12 @@ public enum ProbeFailure
     Tls,
 }
 
+/// <summary>The word for a failure in reports' data (<c>refused</c>, <c>timeout</c>, <c>not_smtp</c>, ...).</summary>
+public static class ProbeFailures
+{
+    public static string Word(this ProbeFailure failure) => failure == ProbeFailure.NotSmtp ? "not_smtp" : failure.ToString().ToLowerInvariant();
+}
+
 /// <summary>A connection or reply that failed; <see cref="Failure"/> says how.</summary>
 public sealed class SmtpProbeException(ProbeFailure failure, string message, Exception? inner = null) : Exception(message, inner)
 {
@@ -149,9 +155,11 @@ public sealed class SmtpProbe : IAsyncDisposable
     {
         var lines = new List<string>();
         int code = 0;
+        // One deadline for the whole reply: a server that drips a byte at a time cannot stretch it.
+        using var deadline = Deadline(cancellationToken);
         while (true)
         {
-            var line = await ReadLineAsync(cancellationToken).ConfigureAwait(false);
+            var line = await ReadLineAsync(deadline.Token, cancellationToken).ConfigureAwait(false);
             if (line.Length < 3 || !int.TryParse(line.AsSpan(0, 3), out var c) || c < 200 || c > 599 || (line.Length > 3 && line[3] is not (' ' or '-')))
             {
                 throw new SmtpProbeException(ProbeFailure.NotSmtp, $"not an SMTP reply: \"{Printable(line)}\"");
@@ -202,7 +210,7 @@ public sealed class SmtpProbe : IAsyncDisposable
             await _stream.WriteAsync(Encoding.UTF8.GetBytes(line + "\r\n"), cts.Token).ConfigureAwait(false);
             await _stream.FlushAsync(cts.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             throw Broken(e);
         }
@@ -245,6 +253,7 @@ public sealed class SmtpProbe : IAsyncDisposable
         }
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
+            await ssl.DisposeAsync().ConfigureAwait(false);
             throw new SmtpProbeException(ProbeFailure.Tls, e is OperationCanceledException ? $"the TLS handshake did not finish within {Seconds(_timeout)}" : $"TLS handshake failed: {Innermost(e)}", e);
         }
         _stream = ssl;
@@ -269,7 +278,7 @@ public sealed class SmtpProbe : IAsyncDisposable
         _socket.Dispose();
     }
 
-    private async Task<string> ReadLineAsync(CancellationToken cancellationToken)
+    private async Task<string> ReadLineAsync(CancellationToken deadline, CancellationToken cancellationToken)
     {
         var line = new List<byte>();
         while (true)
@@ -291,13 +300,12 @@ public sealed class SmtpProbe : IAsyncDisposable
             {
                 throw new SmtpProbeException(ProbeFailure.NotSmtp, "a reply line of more than 4096 octets");
             }
-            using var cts = Deadline(cancellationToken);
             int read;
             try
             {
-                read = await _stream.ReadAsync(_buffer, cts.Token).ConfigureAwait(false);
+                read = await _stream.ReadAsync(_buffer, deadline).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
             {
                 throw Broken(e);
             }

@@ -14,8 +14,24 @@ public sealed class DiagAuth
 {
     private const string Alice = "alice@example.test";
 
+    // The test servers' certificates are self-signed: --insecure lets the login be tried over them.
     private static Task<(int Exit, System.Text.Json.Nodes.JsonObject Report)> AuthAsync(string password, string port, params string[] more) =>
-        DiagRun.JsonWithInputAsync(password + "\n", ["auth", "127.0.0.1", "--user", Alice, "--password-stdin", "--port", port, .. more]);
+        DiagRun.JsonWithInputAsync(password + "\n", ["auth", "127.0.0.1", "--user", Alice, "--password-stdin", "--port", port, "--insecure", .. more]);
+
+    [Fact]
+    public async Task WithoutInsecureAnUntrustedCertificateFailsAndThePasswordIsNotSent()
+    {
+        await using var server = await TestServer.StartAsync();
+        var (exit, report) = await DiagRun.JsonWithInputAsync(TestServer.AlicePassword + "\n",
+            "auth", "127.0.0.1", "--user", Alice, "--password-stdin", "--port", $"{server.SubmissionPort}/submission");
+        Assert.Equal(1, exit);
+        var cert = DiagRun.Step(report, "cert");
+        Assert.Equal(("fail", "cert_untrusted"), (DiagRun.Status(cert), DiagRun.Code(cert)));
+        Assert.Contains("the password was not sent", (string)cert["cause"]!);
+        Assert.Contains("--insecure", (string)cert["cause"]!);
+        Assert.DoesNotContain(report["steps"]!.AsArray(), s => (string?)s!["id"] == "auth");
+        Assert.DoesNotContain("event=auth", server.Logs);
+    }
 
     [Fact]
     public async Task TheRightPasswordLogsInOverStartTlsAndOverTlsAtOnce()
@@ -28,7 +44,7 @@ public sealed class DiagAuth
         Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, "banner")));
         Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, "ehlo")));
         Assert.Equal("starttls", (string)DiagRun.Step(report, "tls")["data"]!["mode"]!);
-        Assert.Equal("cert_untrusted", DiagRun.Code(DiagRun.Step(report, "cert"))); // self-signed: a warning here
+        Assert.Equal("cert_untrusted", DiagRun.Code(DiagRun.Step(report, "cert"))); // self-signed: a warning with --insecure
         Assert.Equal("warn", DiagRun.Status(DiagRun.Step(report, "cert")));
         var auth = DiagRun.Step(report, "auth");
         Assert.Equal("pass", DiagRun.Status(auth));
@@ -55,7 +71,7 @@ public sealed class DiagAuth
         Assert.StartsWith("535 5.7.8", (string)auth["saw"]!);
         Assert.Contains("postern user passwd", (string)auth["fix"]!);
 
-        var (_, text) = await DiagRun.TextWithInputAsync(wrong + "\n", "auth", "127.0.0.1", "--user", Alice, "--password-stdin", "--port", $"{server.SubmissionPort}/submission");
+        var (_, text) = await DiagRun.TextWithInputAsync(wrong + "\n", "auth", "127.0.0.1", "--user", Alice, "--password-stdin", "--port", $"{server.SubmissionPort}/submission", "--insecure");
         Assert.Contains("FAIL  log in as alice@example.test (auth)", text);
         Assert.Contains("tried: AUTH PLAIN as alice@example.test (the password hidden)", text);
         foreach (var output in new[] { report.ToJsonString(), text })
@@ -89,7 +105,7 @@ public sealed class DiagAuth
     public async Task PostfixWithTlsButNoAuthIsNamed()
     {
         await using var postfix = await PostfixPeer.StartAsync("127.0.0.31", "pf.test");
-        var (exit, report) = await DiagRun.JsonWithInputAsync("secret\n", "auth", "127.0.0.31", "--user", "someone@pf.test", "--password-stdin", "--port", $"{postfix.EndPoint.Port}/submission");
+        var (exit, report) = await DiagRun.JsonWithInputAsync("secret\n", "auth", "127.0.0.31", "--user", "someone@pf.test", "--password-stdin", "--port", $"{postfix.EndPoint.Port}/submission", "--insecure");
         Assert.Equal(1, exit);
         Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, "tls")));
         Assert.Equal("cert_name_mismatch", DiagRun.Code(DiagRun.Step(report, "cert"))); // CN=mx.pf.test, asked as 127.0.0.31

@@ -313,4 +313,15 @@ public sealed class DiagDns
     [InlineData("dns", "good.test", "--nosuchoption", "x")]
     public async Task UsageErrorsExit2(params string[] args) =>
         Assert.Equal(2, (await DiagRun.TextAsync(args)).Exit);
+
+    [Fact]
+    public async Task NoAnswerFromDnsFailsTheCheckRatherThanPassingIt()
+    {
+        // Nothing answers on port 9: every question times out.
+        var (exit, report) = await DiagRun.JsonAsync("dns", "good.test", "--dns", "127.0.0.1:9", "--timeout", "0.5");
+        Assert.Equal(1, exit);
+        var mx = DiagRun.Step(report, "mx");
+        Assert.Equal("fail", DiagRun.Status(mx));
+        Assert.Contains("dns", DiagRun.Code(mx));
+    }
 }

@@ -82,6 +82,17 @@ public sealed class DiagDnsbl
         Assert.DoesNotContain("\u001b[", text); // no colours when not on a terminal
     }
 
+    [Fact]
+    public async Task AZoneNameDnsCannotCarryIsAnswerNotACrash()
+    {
+        using var dns = await ListsAsync();
+        var label = new string('a', 64); // one label longer than DNS allows
+        var (exit, report) = await DiagRun.JsonAsync("dnsbl", "192.0.2.7", "--zones", $"{label}.test", "--dns", dns.Server);
+        Assert.Equal(0, exit);
+        Assert.DoesNotContain(report["steps"]!.AsArray(), s => (string?)s!["id"] == "check.failed");
+        Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, $"dnsbl.{label}.test")));
+    }
+
     [Theory]
     [InlineData("dnsbl")]
     [InlineData("dnsbl", "not-an-ip")]

@@ -77,6 +77,7 @@ public sealed class ReplyExplainerTests
         { "421 4.7.0 [TSS04] Messages from 192.0.2.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", "rate_limited" },
         { "451 4.7.500 Server busy. Please try again later from [192.0.2.7]. (S77714)", "rate_limited" },
         { "421 4.7.0 mx.example.org Error: too many connections from 192.0.2.7", "rate_limited" },
+        { "421 4.7.0 Try again later, closing connection. (EHLO)\n4.7.0  For more information, go to\n4.7.0  https://support.google.com/a/answer/3221692 d2e1a72fcca58-7a.1 - gsmtp", "rate_limited" },
         { "450 4.7.1 Error: too much mail from 192.0.2.7", "rate_limited" },
         { "450 4.7.1 Too many messages from you this hour, try again later", "rate_limited" },
         { "450 4.2.1 The user you are trying to contact is receiving mail at a rate that\n4.2.1 prevents additional messages from being delivered.", "rate_limited" },
