@@ -15,6 +15,16 @@ internal static class DnsSpfLookups
     // Deeper than 10 the limit is exceeded anyway; this bounds a loop of includes.
     private const int MaxDepth = 11;
 
+    // Records fetched in all: includes that fan out (each naming the same few several times) would
+    // otherwise cost queries exponential in the depth. Past this the limit of 10 is long exceeded.
+    private const int MaxFetches = 40;
+
+    private sealed class Budget
+    {
+        public int Left = MaxFetches;
+        public bool Exhausted;
+    }
+
     /// <summary>The total, the lookups behind each top-level term that costs any, and what is wrong on the way.</summary>
     public sealed record Count(int Total, IReadOnlyList<(string Term, int Lookups)> ByTerm, IReadOnlyList<string> Problems);
 
@@ -23,9 +33,10 @@ internal static class DnsSpfLookups
         var problems = new List<string>();
         var byTerm = new List<(string, int)>();
         var total = 0;
+        var budget = new Budget();
         foreach (var (term, target) in Costly(record))
         {
-            var lookups = 1 + (target is null ? 0 : await FollowAsync(dns, target, term, [domain.ToLowerInvariant()], 1, problems, cancellationToken).ConfigureAwait(false));
+            var lookups = 1 + (target is null ? 0 : await FollowAsync(dns, target, term, [domain.ToLowerInvariant()], 1, problems, budget, cancellationToken).ConfigureAwait(false));
             byTerm.Add((term, lookups));
             total += lookups;
         }
@@ -33,12 +44,21 @@ internal static class DnsSpfLookups
     }
 
     // The lookups inside the record of an include or redirect target.
-    private static async Task<int> FollowAsync(IMailAuthDns dns, string target, string term, HashSet<string> path, int depth, List<string> problems, CancellationToken cancellationToken)
+    private static async Task<int> FollowAsync(IMailAuthDns dns, string target, string term, HashSet<string> path, int depth, List<string> problems, Budget budget, CancellationToken cancellationToken)
     {
         var name = target.TrimEnd('.').ToLowerInvariant();
         if (depth >= MaxDepth || path.Contains(name))
         {
             problems.Add($"{term} leads back to {name} (a loop)");
+            return 0;
+        }
+        if (budget.Left-- <= 0)
+        {
+            if (!budget.Exhausted)
+            {
+                budget.Exhausted = true;
+                problems.Add($"more than {MaxFetches} records behind the includes: counting stopped there, far past the limit of 10");
+            }
             return 0;
         }
         var txt = await dns.TxtAsync(name, cancellationToken).ConfigureAwait(false);
@@ -59,7 +79,7 @@ internal static class DnsSpfLookups
         path = [.. path, name];
         foreach (var (t, next) in Costly(records[0]))
         {
-            inner += 1 + (next is null ? 0 : await FollowAsync(dns, next, $"{term} > {t}", path, depth + 1, problems, cancellationToken).ConfigureAwait(false));
+            inner += 1 + (next is null ? 0 : await FollowAsync(dns, next, $"{term} > {t}", path, depth + 1, problems, budget, cancellationToken).ConfigureAwait(false));
         }
         return inner;
     }
