@@ -125,7 +125,7 @@ public sealed class DeliverCheck : IDiagVerb
         switch (mx.Status)
         {
             case DnsStatus.TempError:
-                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, tried, $"no answer within {SmtpProbe.Seconds(ctx.Timeout)}, or SERVFAIL", "dns_error",
+                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, tried, $"no answer within {SmtpProbe.Seconds(ctx.Timeout)}, or SERVFAIL", "dns_unreachable",
                     $"DNS gives no answer for {domain}: its name servers are down or misconfigured, or the resolver asked ({ctx.DnsDescription}) does not answer; Postern defers such mail and tries again, it never bounces on this",
                     "if other domains resolve, the domain's own DNS is broken (its owner must fix it); otherwise check Dns.Servers (or --dns here); `postern diag dns DOMAIN` shows more", data));
                 return null;
@@ -140,7 +140,7 @@ public sealed class DeliverCheck : IDiagVerb
         if (records.Count == 1 && records[0].Exchange is "" or ".")
         {
             data["null_mx"] = true;
-            ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, tried, $"a null MX (0 .): {domain} says it takes no mail", "null_mx",
+            ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, tried, $"a null MX (0 .): {domain} says it takes no mail", "mx_null",
                 $"{domain} publishes a null MX (RFC 7505): it takes no mail at all, and Postern bounces such mail at once (556 5.1.10)",
                 "the address cannot receive mail: ask the recipient for another one (or, if the domain is yours and should take mail, replace the null MX with real MX records)", data));
             return null;
@@ -153,7 +153,7 @@ public sealed class DeliverCheck : IDiagVerb
             data["implicit"] = true;
             if (own.TempError && own.List.Count == 0)
             {
-                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record, and no answer for the domain's own address", "dns_error",
+                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record, and no answer for the domain's own address", "dns_unreachable",
                     $"{domain} has no MX, and DNS gave no answer for its address; Postern defers such mail", "try again later; check Dns.Servers (or --dns here)", data));
                 return null;
             }
@@ -166,7 +166,7 @@ public sealed class DeliverCheck : IDiagVerb
             }
             data["addresses"] = new JsonArray([.. own.List.Select(a => JsonValue.Create(a.ToString()))]);
             ctx.Add(new DiagStep("mx", "MX", DiagStatus.Warn, $"{tried}, then AAAA and A of {domain}",
-                $"no MX record; the domain's own address is used instead: {string.Join(", ", own.List)}", "no_mx",
+                $"no MX record; the domain's own address is used instead: {string.Join(", ", own.List)}", "mx_missing",
                 $"{domain} publishes no MX, so mail goes to the domain's own address (RFC 5321 §5.1); that is often a web server that takes no mail",
                 $"if {domain} is yours, publish an MX record (e.g. `{domain}. IN MX 10 mail.{domain}.`) naming the host that takes its mail", data));
             return [new Host(domain, 0, own.List)];
@@ -208,9 +208,9 @@ public sealed class DeliverCheck : IDiagVerb
         if (hosts.Count == 0)
         {
             ctx.Add(temporary.Count > 0
-                ? new DiagStep("mx.hosts", "MX hosts", DiagStatus.Fail, hostsTried, $"no address found; no answer for {string.Join(", ", temporary)}", "dns_error",
+                ? new DiagStep("mx.hosts", "MX hosts", DiagStatus.Fail, hostsTried, $"no address found; no answer for {string.Join(", ", temporary)}", "dns_unreachable",
                     "DNS gave no answer for the MX hosts' addresses: Postern defers such mail and tries again", "try again later; check Dns.Servers (or --dns here)", hostsData)
-                : new DiagStep("mx.hosts", "MX hosts", DiagStatus.Fail, hostsTried, $"no MX host has an address: {string.Join(", ", missing)}", "mx_no_address",
+                : new DiagStep("mx.hosts", "MX hosts", DiagStatus.Fail, hostsTried, $"no MX host has an address: {string.Join(", ", missing)}", "mx_host_no_address",
                     $"every MX of {domain} names a host without an A or AAAA record: Postern bounces such mail (550 5.1.2)",
                     $"the domain's owner must give its MX hosts address records, or point the MX at hosts that have them", hostsData));
             return null;
@@ -218,7 +218,7 @@ public sealed class DeliverCheck : IDiagVerb
         if (missing.Count > 0 || temporary.Count > 0)
         {
             ctx.Add(new DiagStep("mx.hosts", "MX hosts", DiagStatus.Warn, hostsTried,
-                $"in the order tried: {order}{equal}; skipped, without an address: {string.Join(", ", missing.Concat(temporary))}", "mx_no_address",
+                $"in the order tried: {order}{equal}; skipped, without an address: {string.Join(", ", missing.Concat(temporary))}", "mx_host_no_address",
                 "some MX hosts have no address (or DNS did not answer for them): they are skipped, so mail has fewer places to go",
                 "the domain's owner should give every MX host an A or AAAA record, or remove the MX records that name hosts without one", hostsData));
         }
@@ -363,7 +363,7 @@ public sealed class DeliverCheck : IDiagVerb
             }
             else
             {
-                ctx.Add(new DiagStep("starttls", "STARTTLS", DiagStatus.Warn, "looking for STARTTLS in the EHLO reply", "not offered", "no_starttls",
+                ctx.Add(new DiagStep("starttls", "STARTTLS", DiagStatus.Warn, "looking for STARTTLS in the EHLO reply", "not offered", "starttls_missing",
                     $"{host} does not offer STARTTLS: mail to it travels in clear text, readable on the way (Postern sends it anyway, as RFC 7435 opportunistic TLS allows)",
                     "nothing to change on this server; if the receiving server is yours, give it a certificate and enable STARTTLS (Postfix: smtpd_tls_security_level = may; Postern: Tls)",
                     new JsonObject { ["offered"] = false }));
@@ -485,7 +485,7 @@ public sealed class DeliverCheck : IDiagVerb
         }
         ctx.Add(new DiagStep(id, $"resolve {host}", DiagStatus.Fail, $"AAAA and A of {host}, asking {ctx.DnsDescription}",
             found.TempError ? "no answer (timeout or SERVFAIL)" : "no address record (or the name does not exist)",
-            found.TempError ? "dns_error" : "host_not_found",
+            found.TempError ? "dns_unreachable" : "host_not_found",
             found.TempError ? "DNS did not answer for the host's name" : $"{host} has no A or AAAA record",
             found.TempError ? "try again, or ask another resolver (--dns)" : "check the name (the host's MX name, not the domain, e.g. mx.example.com)"));
         return null;
@@ -499,9 +499,9 @@ public sealed class DeliverCheck : IDiagVerb
         var data = new JsonObject { ["host"] = host, ["address"] = ip.ToString(), ["port"] = port, ["failure"] = Word(e.Failure) };
         var (code, cause) = e.Failure switch
         {
-            ProbeFailure.Refused => ("connect_refused", $"{where} refused the connection: the host is up, but nothing listens on port {port} (or a firewall rejects){next}"),
-            ProbeFailure.Timeout => ("connect_timeout", $"no answer from {where}: a firewall drops the packets (often your own provider blocking outbound port {port}), or the host is down{next}"),
-            ProbeFailure.Unreachable => ("connect_unreachable", $"no route to {where} from here{(ip.AddressFamily == AddressFamily.InterNetworkV6 ? " (IPv6 without IPv6 connectivity?)" : "")}{next}"),
+            ProbeFailure.Refused => ("port_refused", $"{where} refused the connection: the host is up, but nothing listens on port {port} (or a firewall rejects){next}"),
+            ProbeFailure.Timeout => ("port_timeout", $"no answer from {where}: a firewall drops the packets (often your own provider blocking outbound port {port}), or the host is down{next}"),
+            ProbeFailure.Unreachable => ("port_unreachable", $"no route to {where} from here{(ip.AddressFamily == AddressFamily.InterNetworkV6 ? " (IPv6 without IPv6 connectivity?)" : "")}{next}"),
             _ => ("connect_failed", $"the connection to {where} failed: {e.Message}{next}"),
         };
         return new DiagStep(id, $"connect to {host}", DiagStatus.Warn, $"TCP to {host} {where}", e.Message, code, cause,
@@ -518,8 +518,8 @@ public sealed class DeliverCheck : IDiagVerb
     /// </summary>
     internal static DiagStep NoneAnswered(string tried, int port, IReadOnlyList<string?> failures, bool smarthost = false)
     {
-        var allTimeouts = failures.Count > 0 && failures.All(f => f == "connect_timeout");
-        var allRefused = failures.Count > 0 && failures.All(f => f == "connect_refused");
+        var allTimeouts = failures.Count > 0 && failures.All(f => f == "port_timeout");
+        var allRefused = failures.Count > 0 && failures.All(f => f == "port_refused");
         var cause = allTimeouts
             ? $"no server answered on port {port}: when every host times out, outbound port {port} is most likely blocked by your provider or a firewall here"
             : allRefused

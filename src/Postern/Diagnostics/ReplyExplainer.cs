@@ -344,7 +344,7 @@ public static partial class ReplyExplainer
         "the recipient's domain does not exist in DNS (NXDOMAIN), or has neither MX nor address records",
         "check the part after @ for a typo; `postern diag dns DOMAIN` shows what DNS says");
 
-    private static readonly ReplyExplanation NullMx = new("null_mx",
+    private static readonly ReplyExplanation NullMx = new("mx_null",
         "the recipient's domain publishes a null MX (RFC 7505): it says it takes no mail at all",
         "the address cannot receive mail: ask the recipient for another one");
 

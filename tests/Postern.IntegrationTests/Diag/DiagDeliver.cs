@@ -129,7 +129,7 @@ public sealed class DiagDeliver
         var (exit, report) = await DiagRun.JsonAsync("deliver", "someone@nomail.test", "--dns", dns.Server);
         Assert.Equal(1, exit);
         var mx = DiagRun.Step(report, "mx");
-        Assert.Equal("null_mx", DiagRun.Code(mx));
+        Assert.Equal("mx_null", DiagRun.Code(mx));
         Assert.True((bool)mx["data"]!["null_mx"]!);
         Assert.DoesNotContain(report["steps"]!.AsArray(), s => ((string)s!["id"]!).StartsWith("connect", StringComparison.Ordinal));
     }
@@ -143,10 +143,10 @@ public sealed class DiagDeliver
         Assert.Equal(1, exit);
         // c.dead.test has no address: skipped, and said so.
         var hosts = DiagRun.Step(report, "mx.hosts");
-        Assert.Equal("mx_no_address", DiagRun.Code(hosts));
+        Assert.Equal("mx_host_no_address", DiagRun.Code(hosts));
         Assert.Contains("c.dead.test", (string)hosts["saw"]!, StringComparison.Ordinal);
-        Assert.Equal("connect_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.46")));
-        Assert.Equal("connect_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.47")));
+        Assert.Equal("port_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.46")));
+        Assert.Equal("port_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.47")));
         var verdict = DiagRun.Step(report, "connect");
         Assert.Equal("fail", DiagRun.Status(verdict));
         Assert.Equal("no_server_answers", DiagRun.Code(verdict));
@@ -163,7 +163,7 @@ public sealed class DiagDeliver
         Assert.Equal(1, exit);
         var mx = DiagRun.Step(report, "mx");
         Assert.Equal("warn", DiagRun.Status(mx));
-        Assert.Equal("no_mx", DiagRun.Code(mx));
+        Assert.Equal("mx_missing", DiagRun.Code(mx));
         Assert.True((bool)mx["data"]!["implicit"]!);
         Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, "connect.127.0.0.1")));
         // The Postern there is not bare.example.test's mail server and relays for nobody.
@@ -182,7 +182,7 @@ public sealed class DiagDeliver
 
         var (_, broken) = await DiagRun.JsonAsync("deliver", "someone@broken.test", "--dns", dns.Server, "--timeout", "1");
         var mx = DiagRun.Step(broken, "mx");
-        Assert.Equal("dns_error", DiagRun.Code(mx));
+        Assert.Equal("dns_unreachable", DiagRun.Code(mx));
         Assert.Contains("never bounces", (string)mx["cause"]!, StringComparison.Ordinal);
     }
 

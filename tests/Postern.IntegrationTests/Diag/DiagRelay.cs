@@ -101,7 +101,7 @@ public sealed class DiagRelay
         var port = Ports.Free(System.Net.IPAddress.Loopback);
         var (exit, report) = await DiagRun.JsonAsync("relay", "127.0.0.1", "--port", port.ToString(CultureInfo.InvariantCulture), "--timeout", "1");
         Assert.Equal(1, exit);
-        Assert.Equal("connect_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.1")));
+        Assert.Equal("port_refused", DiagRun.Code(DiagRun.Step(report, "connect.127.0.0.1")));
         Assert.Equal("no_server_answers", DiagRun.Code(DiagRun.Step(report, "connect")));
     }
 

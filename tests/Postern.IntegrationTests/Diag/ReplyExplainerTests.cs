@@ -97,7 +97,7 @@ public sealed class ReplyExplainerTests
         { "550 Administrative prohibition", "policy_rejected" },
         { "550 5.1.2 Address literals are not accepted as recipients", "domain_not_found" },
         // Postern's own deferral and bounce reasons (src/Postern.Server/Delivery).
-        { "556 5.1.10 Recipient address has null MX: nomail.test accepts no mail (RFC 7505)", "null_mx" },
+        { "556 5.1.10 Recipient address has null MX: nomail.test accepts no mail (RFC 7505)", "mx_null" },
         { "550 5.1.2 far.test does not exist (NXDOMAIN)", "domain_not_found" },
         { "550 5.1.2 far.test has no MX and no address record", "domain_not_found" },
         { "DNS: DNS MX far.test: ServerFailure", "dns_failure" },
