@@ -18,7 +18,7 @@ namespace Postern.Diagnostics;
 internal static class SelfServerChecks
 {
     /// <summary>A certificate that expires sooner than this gets a warning (Let's Encrypt renews at 30 days left).</summary>
-    public static readonly TimeSpan CertificateWarning = TimeSpan.FromDays(14);
+    public static readonly TimeSpan CertificateWarning = PortCheck.ExpirySoon;
 
     /// <summary>More messages than this waiting in the queue get a warning.</summary>
     public const int BacklogWarning = 1000;

@@ -95,7 +95,7 @@ public sealed class DiagSelf
         await using var server = await TestServer.StartAsync();
         using var dns = await DnsServer.StartAsync(Zones(KeyFor(server)));
         using var cli = ConfigFor(server, dns);
-        using var silent = await FullListener.StartAsync();
+        using var silent = await FullAcceptQueue.StartAsync();
         var (exit, report) = await DiagRun.JsonAsync("self", "--config", cli.ConfigFile, "--probe", $"127.0.0.1:{silent.Port}", "--timeout", "1");
         Assert.Equal(1, exit);
         var port25 = DiagRun.Step(report, "port25");
@@ -205,47 +205,4 @@ public sealed class DiagSelf
     [InlineData("self", "--ip", "300.1.1.1")]
     public async Task UsageErrorsExit2(params string[] args) =>
         Assert.Equal(2, (await DiagRun.TextAsync(args)).Exit);
-
-    /// <summary>
-    /// A port that takes no more connections and answers none: a listener whose accept queue is full
-    /// (Listen(1), never Accept). Linux then drops new SYNs, so a connect times out, as it does
-    /// against a firewall that drops outbound port 25.
-    /// </summary>
-    private sealed class FullListener : IDisposable
-    {
-        private readonly Socket _listener = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        private readonly List<Socket> _queued = [];
-
-        public int Port => ((IPEndPoint)_listener.LocalEndPoint!).Port;
-
-        public static async Task<FullListener> StartAsync()
-        {
-            var full = new FullListener();
-            full._listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            full._listener.Listen(1);
-            for (var i = 0; i < 20; i++)
-            {
-                var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
-                try
-                {
-                    await client.ConnectAsync(full._listener.LocalEndPoint!, cts.Token);
-                    full._queued.Add(client);
-                }
-                catch (OperationCanceledException)
-                {
-                    client.Dispose();
-                    return full;
-                }
-            }
-            full.Dispose();
-            throw new InvalidOperationException("the accept queue never filled");
-        }
-
-        public void Dispose()
-        {
-            _queued.ForEach(s => s.Dispose());
-            _listener.Dispose();
-        }
-    }
 }
