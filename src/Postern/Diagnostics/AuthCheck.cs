@@ -94,19 +94,25 @@ public sealed partial class AuthCheck : IDiagVerb
     /// <summary>Greeting, EHLO and TLS in the order the port wants them; the EHLO reply over TLS, or null when a step failed.</summary>
     private static async Task<PortCheck.EhloInfo?> TlsSessionAsync(DiagContext ctx, SmtpProbe probe, string host, PortCheck.PortSpec spec, bool insecure, Action<DiagStep> add, CancellationToken cancellationToken)
     {
-        if (spec.ImplicitTls)
+        // TLS up, and over a certificate a client would accept (or --insecure): else no password goes.
+        bool Secure(TlsInfo? tls, DiagStep tlsStep)
         {
-            var (tls, tlsStep) = await ctx.WaitAsync("TLS handshake", PortCheck.ImplicitTlsAsync(probe, host, spec, "tls", cancellationToken)).ConfigureAwait(false);
             add(tlsStep);
             if (tls is null)
             {
-                return null;
+                return false;
             }
             var certificate = Certificate(ctx, tls, host, spec, insecure);
             add(certificate);
-            if (certificate.Status == DiagStatus.Fail)
+            return certificate.Status != DiagStatus.Fail;
+        }
+
+        if (spec.ImplicitTls)
+        {
+            var (tls, tlsStep) = await ctx.WaitAsync("TLS handshake", PortCheck.ImplicitTlsAsync(probe, host, spec, "tls", cancellationToken)).ConfigureAwait(false);
+            if (!Secure(tls, tlsStep))
             {
-                return null; // no password over a certificate a client would refuse
+                return null;
             }
             var (greeted, banner) = await ctx.WaitAsync("waiting for the greeting", PortCheck.GreetingAsync(probe, spec, "banner", cancellationToken)).ConfigureAwait(false);
             add(banner);
@@ -133,16 +139,9 @@ public sealed partial class AuthCheck : IDiagVerb
                 return null;
             }
             var (tls, tlsStep) = await ctx.WaitAsync("STARTTLS", PortCheck.StartTlsAsync(probe, host, spec, ehlo, "tls", required: true, cancellationToken)).ConfigureAwait(false);
-            add(tlsStep);
-            if (tls is null)
+            if (!Secure(tls, tlsStep))
             {
                 return null;
-            }
-            var certificate = Certificate(ctx, tls, host, spec, insecure);
-            add(certificate);
-            if (certificate.Status == DiagStatus.Fail)
-            {
-                return null; // no password over a certificate a client would refuse
             }
             // RFC 3207 §4.2: what was said before TLS is forgotten; EHLO again to see AUTH.
             var (again, againStep) = await ctx.WaitAsync("EHLO over TLS", PortCheck.EhloAsync(ctx, probe, spec, "ehlo_tls", afterTls: true, cancellationToken, judgeAuth: false)).ConfigureAwait(false);

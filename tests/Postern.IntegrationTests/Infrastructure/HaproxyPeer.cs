@@ -151,30 +151,5 @@ public sealed class HaproxyPeer : IAsyncDisposable
     }
 
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_process is not null)
-        {
-            try
-            {
-                if (!_process.HasExited)
-                {
-                    _process.Kill(entireProcessTree: true);
-                    using var cts = new CancellationTokenSource(10_000);
-                    await _process.WaitForExitAsync(cts.Token);
-                }
-            }
-            catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or System.ComponentModel.Win32Exception)
-            {
-            }
-            _process.Dispose();
-        }
-        try
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public ValueTask DisposeAsync() => new(Peers.StopAsync(_process, _dir));
 }

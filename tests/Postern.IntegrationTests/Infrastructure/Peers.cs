@@ -54,4 +54,35 @@ public static class Peers
             return new Result(p.ExitCode, await stdout, await stderr);
         }
     }
+
+    /// <summary>
+    /// Stops a peer process started for a test, with every process it forked (PostSRSd forks one per
+    /// connection), waits up to 10 s for it, and removes its folder; whatever is already gone is fine.
+    /// </summary>
+    public static async Task StopAsync(Process? process, string directory)
+    {
+        if (process is not null)
+        {
+            try
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                    using var cts = new CancellationTokenSource(10_000);
+                    await process.WaitForExitAsync(cts.Token);
+                }
+            }
+            catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or System.ComponentModel.Win32Exception)
+            {
+            }
+            process.Dispose();
+        }
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
 }

@@ -331,32 +331,6 @@ public sealed class SrsPostsrsdInterop
             return (((IPEndPoint)first.LocalEndPoint!).Port, ((IPEndPoint)second.LocalEndPoint!).Port);
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            if (_process is not null)
-            {
-                try
-                {
-                    if (!_process.HasExited)
-                    {
-                        // PostSRSd forks a child per connection: the whole tree goes.
-                        _process.Kill(entireProcessTree: true);
-                        using var cts = new CancellationTokenSource(10_000);
-                        await _process.WaitForExitAsync(cts.Token);
-                    }
-                }
-                catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or System.ComponentModel.Win32Exception)
-                {
-                }
-                _process.Dispose();
-            }
-            try
-            {
-                Directory.Delete(_dir, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
-        }
+        public ValueTask DisposeAsync() => new(Infrastructure.Peers.StopAsync(_process, _dir));
     }
 }
