@@ -58,4 +58,20 @@ public sealed class DestinationLimiterTests
         await Task.WhenAll(waiters).WaitAsync(TimeSpan.FromSeconds(5)); // nothing under way: all woken
         Assert.Equal(0, limiter.Tracked);
     }
+
+    [Fact]
+    public async Task ACrowdedDeliveryWaitsForOneOfTheOthersToEnd()
+    {
+        var limiter = new DestinationLimiter(8);
+        Assert.True(limiter.WhenOneEndsAsync("example.net").IsCompleted); // nothing under way: go now
+        Assert.True(limiter.TryEnter("example.net"));
+        Assert.True(limiter.TryEnter("example.net"));
+        // Slots are free, but the server refused another connection: wait for one of ours to end.
+        var woken = limiter.WhenOneEndsAsync("example.net");
+        Assert.False(woken.IsCompleted);
+        limiter.Exit("example.net");
+        await woken.WaitAsync(TimeSpan.FromSeconds(5));
+        limiter.Exit("example.net");
+        Assert.Equal(0, limiter.Tracked);
+    }
 }

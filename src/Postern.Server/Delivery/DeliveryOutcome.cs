@@ -12,7 +12,14 @@ public abstract record DeliveryOutcome
     /// <param name="Detail">Where it went (mailbox file, or host and TLS).</param>
     /// <param name="PeerHandlesDsn">The receiving server offered DSN and was given NOTIFY, so success reports are its job.</param>
     public sealed record Delivered(string Detail, bool PeerHandlesDsn = false) : DeliveryOutcome;
-    public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome;
+    public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome
+    {
+        /// <summary>
+        /// The server refused a new connection at its greeting (421): it takes no more connections
+        /// from us at once. Worth another try as soon as one of ours to it closes, not after a backoff.
+        /// </summary>
+        public bool Crowded { get; init; }
+    }
     public sealed record Bounced(string Reply) : DeliveryOutcome;
 }
 

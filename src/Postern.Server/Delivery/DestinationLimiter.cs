@@ -83,6 +83,25 @@ public sealed class DestinationLimiter(int limit)
         }
     }
 
+    /// <summary>
+    /// Completes when one of the deliveries under way to <paramref name="destination"/> ends (at
+    /// once when none is): for a delivery the destination refused because we already had enough
+    /// connections to it, which may go when one of those is done.
+    /// </summary>
+    public Task WhenOneEndsAsync(string destination)
+    {
+        lock (_entries)
+        {
+            if (!_entries.TryGetValue(destination, out var e) || e.Busy == 0)
+            {
+                return Task.CompletedTask;
+            }
+            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            e.Waiting.Enqueue(tcs);
+            return tcs.Task;
+        }
+    }
+
     /// <summary>Destinations being tracked (busy or awaited).</summary>
     public int Tracked
     {

@@ -54,7 +54,7 @@ public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int
         }
         // Every host tried: the last temporary answer stands, naming the hosts tried.
         return recipients.Select(r => (r, outcomes[r] is DeliveryOutcome.Deferred d
-            ? new DeliveryOutcome.Deferred($"{d.Reason} (tried {string.Join(", ", attempts)})", d.RetryAt)
+            ? d with { Reason = $"{d.Reason} (tried {string.Join(", ", attempts)})" }
             : outcomes[r])).ToList();
     }
 }

@@ -294,10 +294,27 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             }
             changed = true;
             var after = time.GetUtcNow();
+            // Refused at the greeting while other deliveries to the destination are under way: the
+            // server takes fewer connections from us at once than Delivery.DestinationConcurrency.
+            // Tried again as soon as one of those ends (its connection, kept for reuse, then serves),
+            // not after a backoff; without deliveries under way it is an ordinary deferral.
+            var crowded = _destinations.InUse(destination) > 0;
+            var waitsForOne = false;
             for (var i = 0; i < recipients.Count; i++)
             {
                 var r = recipients[i];
                 var outcome = outcomes[i].Outcome;
+                if (crowded && outcome is DeliveryOutcome.Deferred { Crowded: true } busy)
+                {
+                    r.Status = "deferred";
+                    r.Detail = $"{busy.Reason}; tried again when one of the deliveries under way to {destination} ends";
+                    r.NextAttempt = null;
+                    r.LastAttempt = after;
+                    Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, remote.Transport, busy.Via?.Host ?? "-", busy.Via?.Address.ToString() ?? "-",
+                        busy.Via?.Port ?? 0, busy.Via?.Tls ?? "-", "deferred", Math.Round((after - message.Envelope.Received).TotalSeconds, 3), r.Detail);
+                    waitsForOne = true;
+                    continue;
+                }
                 r.Attempts++;
                 r.LastAttempt = after;
                 if (outcome is DeliveryOutcome.Deferred d && after - message.Envelope.Received >= options.MaxQueueLifetime)
@@ -311,8 +328,18 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                 }
                 Record(message, r, outcome, remote.Transport, after);
             }
+            if (waitsForOne)
+            {
+                _ = WakeWhenOneEndsAsync(message.Id, destination);
+            }
         }
         return changed;
+    }
+
+    private async Task WakeWhenOneEndsAsync(QueueId id, string destination)
+    {
+        await _destinations.WhenOneEndsAsync(destination).ConfigureAwait(false);
+        EnqueueRetry(id);
     }
 
     private static string DomainOf(string address) => address[(address.LastIndexOf('@') + 1)..];

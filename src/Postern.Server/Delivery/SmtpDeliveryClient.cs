@@ -113,6 +113,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         {
             var client = TakeIdle(route);
             var reused = client is not null;
+            var greeted = reused;
             client ??= NewClient(route);
             List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o with { Via = Hop(route, client) })).ToList();
             try
@@ -121,6 +122,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
                 {
                     Interlocked.Increment(ref _opened);
                     await client.ConnectAsync(route.Address.ToString(), route.Port, route.Security, cancellationToken).ConfigureAwait(false);
+                    greeted = true;
                     if (route.Username is not null)
                     {
                         await client.AuthenticateAsync(route.Username, route.Password?.Invoke() ?? "", cancellationToken).ConfigureAwait(false);
@@ -156,6 +158,13 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
             {
                 // A kept connection the server timed out: its 421 was waiting for our next command.
                 await CloseAsync(client).ConfigureAwait(false);
+            }
+            catch (SmtpCommandException e) when (!greeted && e.StatusCode == SmtpStatusCode.ServiceNotAvailable)
+            {
+                // 421 instead of a greeting: no more connections from us for now (a per-address limit).
+                var crowded = All(new DeliveryOutcome.Deferred($"421 {e.Message} (at the greeting of a new connection)", retryAt) { Crowded = true });
+                await CloseAsync(client).ConfigureAwait(false);
+                return crowded;
             }
             catch (SmtpCommandException e)
             {
