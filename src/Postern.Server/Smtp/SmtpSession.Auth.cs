@@ -100,13 +100,16 @@ public sealed partial class SmtpSession
         }
         // Failures count against an account only when it exists: random names must not fill the ban list.
         var (failures, delay, newBans) = _ctx.AuthFailures.RecordFailure(RemoteIp, _ctx.AddressBook.Accounts.Exists(user) ? user : null);
+        // The delay runs from the failure, before its log line: whoever reads the line (a test moving
+        // an injected clock) knows the wait has begun.
+        var wait = Task.Delay(delay, _ctx.Time);
         Log.AuthFailed(_ctx.Logger, _id, Ip, user, auth.Mechanism, failures, reason);
         foreach (var b in newBans)
         {
             Log.Ban(_ctx.Logger, b.Key, Ip, b.Failures, b.Level, b.Until);
         }
         await FlushAsync();
-        await Task.Delay(delay, _ctx.Time);
+        await wait;
         Refuse("AUTH", reason.StartsWith("authorization", StringComparison.Ordinal) ? Reply.AuthzidMismatch : Reply.AuthFailed, reason);
     }
 
