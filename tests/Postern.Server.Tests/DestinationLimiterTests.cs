@@ -60,18 +60,35 @@ public sealed class DestinationLimiterTests
     }
 
     [Fact]
-    public async Task ACrowdedDeliveryWaitsForOneOfTheOthersToEnd()
+    public async Task EachRefusalLowersTheLimitUntilItIsForgotten()
     {
-        var limiter = new DestinationLimiter(8);
-        Assert.True(limiter.WhenOneEndsAsync("example.net").IsCompleted); // nothing under way: go now
-        Assert.True(limiter.TryEnter("example.net"));
-        Assert.True(limiter.TryEnter("example.net"));
-        // Slots are free, but the server refused another connection: wait for one of ours to end.
-        var woken = limiter.WhenOneEndsAsync("example.net");
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var limiter = new DestinationLimiter(8, time);
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.True(limiter.TryEnter("example.net"));
+        }
+        // Four under way, a fifth refused: four at most; two more refusals: two at most.
+        limiter.Crowded("example.net");
+        Assert.Equal(4, limiter.LimitFor("example.net"));
+        limiter.Exit("example.net");
+        limiter.Exit("example.net");
+        limiter.Crowded("example.net");
+        limiter.Crowded("example.net");
+        Assert.Equal(1, limiter.LimitFor("example.net"));
+        Assert.False(limiter.TryEnter("example.net"));
+        var woken = limiter.WhenFreeAsync("example.net");
         Assert.False(woken.IsCompleted);
         limiter.Exit("example.net");
-        await woken.WaitAsync(TimeSpan.FromSeconds(5));
         limiter.Exit("example.net");
+        await woken.WaitAsync(TimeSpan.FromSeconds(5));
+        // Across bursts (the entry went when idle), until it is forgotten.
         Assert.Equal(0, limiter.Tracked);
+        Assert.True(limiter.TryEnter("example.net"));
+        Assert.False(limiter.TryEnter("example.net"));
+        limiter.Exit("example.net");
+        time.Advance(DestinationLimiter.CrowdedFor);
+        Assert.Equal(8, limiter.LimitFor("example.net"));
+        Assert.Equal(8, limiter.LimitFor("other.example"));
     }
 }

@@ -8,14 +8,38 @@ namespace Postern.Server.Delivery;
 /// Entries exist only while a destination is busy or awaited, so the table stays bounded by the
 /// work in progress, whatever domains the queue holds.
 /// </summary>
-public sealed class DestinationLimiter(int limit)
+public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
 {
+    /// <summary>How long a lowered limit (<see cref="Crowded"/>) lasts after the last refusal.</summary>
+    public static readonly TimeSpan CrowdedFor = TimeSpan.FromMinutes(10);
+
+    // Lowered limits are kept at most for this many destinations (the oldest go first).
+    private const int MaxCaps = 10_000;
+
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, (int Cap, DateTimeOffset Until)> _caps = new(StringComparer.OrdinalIgnoreCase);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     private sealed class Entry
     {
+        public required string Destination;
         public int Busy;
         public readonly Queue<TaskCompletionSource> Waiting = new();
+    }
+
+    // Under the lock.
+    private int LimitOf(Entry e)
+    {
+        if (!_caps.TryGetValue(e.Destination, out var c))
+        {
+            return limit;
+        }
+        if (c.Until <= _time.GetUtcNow())
+        {
+            _caps.Remove(e.Destination);
+            return limit;
+        }
+        return c.Cap;
     }
 
     /// <summary>Takes a slot for <paramref name="destination"/> when one is free.</summary>
@@ -25,9 +49,9 @@ public sealed class DestinationLimiter(int limit)
         {
             if (!_entries.TryGetValue(destination, out var e))
             {
-                _entries[destination] = e = new Entry();
+                _entries[destination] = e = new Entry { Destination = destination };
             }
-            if (e.Busy >= limit)
+            if (e.Busy >= LimitOf(e))
             {
                 return false;
             }
@@ -73,7 +97,7 @@ public sealed class DestinationLimiter(int limit)
     {
         lock (_entries)
         {
-            if (!_entries.TryGetValue(destination, out var e) || e.Busy < limit)
+            if (!_entries.TryGetValue(destination, out var e) || e.Busy < LimitOf(e))
             {
                 return Task.CompletedTask;
             }
@@ -84,21 +108,34 @@ public sealed class DestinationLimiter(int limit)
     }
 
     /// <summary>
-    /// Completes when one of the deliveries under way to <paramref name="destination"/> ends (at
-    /// once when none is): for a delivery the destination refused because we already had enough
-    /// connections to it, which may go when one of those is done.
+    /// The destination refused a new connection (421 at its greeting) while other deliveries to it
+    /// were under way: it takes fewer from us at once. Each refusal lowers the number that may go at
+    /// once by one (from those under way when it was refused; never below 1), as Postfix's
+    /// destination concurrency feedback does, so a burst that opened eight where two are taken
+    /// settles at two after six refusals instead of opening and being refused again and again. The
+    /// rest wait for a slot (<see cref="WhenFreeAsync"/>). The lower number lasts
+    /// <see cref="CrowdedFor"/> after the last refusal, across bursts.
     /// </summary>
-    public Task WhenOneEndsAsync(string destination)
+    public void Crowded(string destination)
     {
         lock (_entries)
         {
-            if (!_entries.TryGetValue(destination, out var e) || e.Busy == 0)
+            var busy = _entries.TryGetValue(destination, out var e) ? e.Busy : 0;
+            var current = LimitOf(e ?? new Entry { Destination = destination });
+            if (_caps.Count >= MaxCaps && !_caps.ContainsKey(destination))
             {
-                return Task.CompletedTask;
+                _caps.Remove(_caps.MinBy(c => c.Value.Until).Key);
             }
-            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            e.Waiting.Enqueue(tcs);
-            return tcs.Task;
+            _caps[destination] = (Math.Max(1, Math.Min(current, busy + 1) - 1), _time.GetUtcNow() + CrowdedFor);
+        }
+    }
+
+    /// <summary>How many deliveries may go to <paramref name="destination"/> at once now.</summary>
+    public int LimitFor(string destination)
+    {
+        lock (_entries)
+        {
+            return LimitOf(_entries.TryGetValue(destination, out var e) ? e : new Entry { Destination = destination });
         }
     }
 

@@ -26,7 +26,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
     private readonly int workers = options.LocalConcurrency + options.RemoteConcurrency;
     private readonly bool discard = options.Discard;
-    private readonly DestinationLimiter _destinations = new(options.DestinationConcurrency);
+    private readonly DestinationLimiter _destinations = new(options.DestinationConcurrency, time);
     private readonly Channel<(QueueId Id, SpooledMessage? Known)> _fresh = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
     private readonly Channel<(QueueId Id, SpooledMessage? Known)> _retries = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
     // Ids being processed; the value says whether another pass was asked for meanwhile.
@@ -296,8 +296,8 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             var after = time.GetUtcNow();
             // Refused at the greeting while other deliveries to the destination are under way: the
             // server takes fewer connections from us at once than Delivery.DestinationConcurrency.
-            // Tried again as soon as one of those ends (its connection, kept for reuse, then serves),
-            // not after a backoff; without deliveries under way it is an ordinary deferral.
+            // From now on no more than those go at once, and this one goes as soon as one of them
+            // ends (over the connection it leaves for reuse), not after a backoff.
             var crowded = _destinations.InUse(destination) > 0;
             var waitsForOne = false;
             for (var i = 0; i < recipients.Count; i++)
@@ -322,6 +322,12 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                     // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
                     outcome = new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}") { Via = d.Via };
                 }
+                else if (outcome is DeliveryOutcome.Deferred { Crowded: true } refused && r.Attempts <= CrowdedQuickRetries)
+                {
+                    // "Too many connections" with none of ours under way: those we just closed may
+                    // still count there. Soon again, a few times, before the usual backoff.
+                    outcome = refused with { RetryAt = after + Min(CrowdedRetryDelay, options.RetryInitialDelay) };
+                }
                 else if (outcome is DeliveryOutcome.Deferred deferred)
                 {
                     outcome = deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
@@ -330,19 +336,21 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             }
             if (waitsForOne)
             {
-                _ = WakeWhenOneEndsAsync(message.Id, destination);
+                _destinations.Crowded(destination);
+                _ = WakeWhenFreeAsync(message.Id, destination);
             }
         }
         return changed;
     }
 
-    private async Task WakeWhenOneEndsAsync(QueueId id, string destination)
-    {
-        await _destinations.WhenOneEndsAsync(destination).ConfigureAwait(false);
-        EnqueueRetry(id);
-    }
-
     private static string DomainOf(string address) => address[(address.LastIndexOf('@') + 1)..];
+
+    // A destination that refused a connection with none of ours under way is tried again this soon,
+    // this many times, before the usual backoff.
+    private static readonly TimeSpan CrowdedRetryDelay = TimeSpan.FromSeconds(10);
+    private const int CrowdedQuickRetries = 3;
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
     private async Task WakeWhenFreeAsync(QueueId id, string destination)
     {
