@@ -32,6 +32,27 @@ child_cpu() {
 }
 
 # ------------------------------------------------------------ dependencies --
+# main.cf lines both benchmarks' Postfix instances share: nothing slow or irrelevant to the
+# measurement (no DNS, no client/helo/sender checks, no TLS, no biff), relaying only for mynetworks.
+pf_quiet_main_cf() {
+  cat <<'MAINCF'
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_client_restrictions =
+smtpd_helo_restrictions =
+smtpd_sender_restrictions =
+smtpd_recipient_restrictions =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+biff = no
+append_dot_mydomain = no
+readme_directory = no
+smtpd_banner = $myhostname ESMTP
+MAINCF
+}
+
 ensure_postfix() {
   # An apt run started elsewhere (log /tmp/apt.log ending in a "done" line) may still be busy.
   local waited=0

@@ -206,20 +206,7 @@ alias_maps =
 alias_database =
 local_transport = discard:bench
 # nothing slow or irrelevant (no DNS: the relayhost is an IP literal anyway)
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-smtpd_client_restrictions =
-smtpd_helo_restrictions =
-smtpd_sender_restrictions =
-smtpd_recipient_restrictions =
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-biff = no
-append_dot_mydomain = no
-readme_directory = no
-smtpd_banner = \$myhostname ESMTP
+$(pf_quiet_main_cf)
 # Everything else is Postfix's default, in particular: cleanup fsyncs the queue file before
 # smtpd says 250; default_destination_concurrency_limit = 20 (initial_destination_concurrency
 # = 5, slow start); smtp_connection_cache_on_demand = yes (a connection is kept and reused only

@@ -116,20 +116,7 @@ default_transport = discard:bench
 relay_transport = discard:bench
 virtual_transport = discard:bench
 # nothing slow or irrelevant
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-smtpd_client_restrictions =
-smtpd_helo_restrictions =
-smtpd_sender_restrictions =
-smtpd_recipient_restrictions =
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
-biff = no
-append_dot_mydomain = no
-readme_directory = no
-smtpd_banner = \$myhostname ESMTP
+$(pf_quiet_main_cf)
 # queue files are fsync'd by cleanup before 250 (Postfix default, not changed here)
 EOF
   write_pf_master_cf "$PF_PORT"
