@@ -198,7 +198,7 @@ public sealed class DeliverCheck : IDiagVerb
             }
             else
             {
-                missing.Add(r.Exchange + (IPAddress.TryParse(r.Exchange, out _) ? " (an address: an MX must name a host)" : ""));
+                missing.Add(r.Exchange + (PortCheck.IsIpLiteral(r.Exchange, out _) ? " (an address: an MX must name a host)" : ""));
             }
         }
         var hostsTried = $"AAAA and A of each MX host, asking {ctx.DnsDescription}";
@@ -229,12 +229,11 @@ public sealed class DeliverCheck : IDiagVerb
         return hosts;
     }
 
-    /// <summary>AAAA then A of a name, as Postern's delivery asks them.</summary>
+    /// <summary>The addresses of a name, IPv6 first as Postern's delivery tries them; TempError when DNS gave none and did not answer.</summary>
     private static async Task<(List<IPAddress> List, bool TempError)> AddressesAsync(DiagContext ctx, string name, CancellationToken cancellationToken)
     {
-        var aaaa = await ctx.WaitAsync($"AAAA of {name}", ctx.Dns.AaaaAsync(name, cancellationToken));
-        var a = await ctx.WaitAsync($"A of {name}", ctx.Dns.AAsync(name, cancellationToken));
-        return ([.. aaaa.Records, .. a.Records], aaaa.Status == DnsStatus.TempError || a.Status == DnsStatus.TempError);
+        var found = await ctx.WaitAsync($"AAAA and A of {name}", DnsRecordChecks.AllAddressesAsync(ctx, name, cancellationToken));
+        return ([.. found.Records.OrderBy(a => a.AddressFamily == AddressFamily.InterNetworkV6 ? 0 : 1)], found.Status == DnsStatus.TempError);
     }
 
     // ---- the connection and the dialogue ----
@@ -474,7 +473,7 @@ public sealed class DeliverCheck : IDiagVerb
     /// <summary>A host's addresses (an IP as it is; else AAAA and A), or null after a failed step with id <paramref name="id"/>.</summary>
     internal static async Task<List<IPAddress>?> ResolveHostAsync(DiagContext ctx, string host, string id, CancellationToken cancellationToken)
     {
-        if (IPAddress.TryParse(host.Trim('[', ']'), out var literal))
+        if (PortCheck.IsIpLiteral(host, out var literal))
         {
             return [literal];
         }

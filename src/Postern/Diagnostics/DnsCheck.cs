@@ -148,7 +148,7 @@ public sealed class DnsCheck : IDiagVerb
         var title = $"addresses of MX host {host}";
         var tried = $"A and AAAA of {host}, asking {ctx.DnsDescription}";
         var data = new JsonObject { ["host"] = host };
-        if (IPAddress.TryParse(host, out _))
+        if (PortCheck.IsIpLiteral(host, out _))
         {
             ctx.Add(new DiagStep(id, title, DiagStatus.Fail, $"reading the MX target {host}", "an IP address, not a host name", "mx_host_is_address",
                 "RFC 5321 §5.1: an MX names a host, never an address; senders look up the address as a name, find nothing and bounce the mail",

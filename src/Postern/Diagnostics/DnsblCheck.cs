@@ -27,7 +27,7 @@ public sealed class DnsblCheck : IDiagVerb
 
     public string Target(Arguments args)
     {
-        if (args.Positional.Count != 1 || !IPAddress.TryParse(args.Positional[0], out _))
+        if (args.Positional.Count != 1 || !PortCheck.IsIpLiteral(args.Positional[0], out _))
         {
             throw new UsageException($"{Usage}: one IPv4 or IPv6 address");
         }

@@ -173,9 +173,16 @@ public sealed partial class PortCheck : IDiagVerb
         return host.TrimEnd('.');
     }
 
-    /// <summary>An IPv4 address in dotted quads or any IPv6 address; not the short forms IPAddress also takes ("127.1", "25").</summary>
-    internal static bool IsIpLiteral(string host, out IPAddress address) =>
-        IPAddress.TryParse(host, out address!) && (address.AddressFamily == AddressFamily.InterNetworkV6 || host.Count(c => c == '.') == 3);
+    /// <summary>
+    /// An IPv4 address in dotted quads or any IPv6 address (in brackets or not); not the short
+    /// forms IPAddress also takes ("127.1", "25"), which are host names to DNS. Every check that
+    /// tells an address from a name asks this.
+    /// </summary>
+    internal static bool IsIpLiteral(string host, out IPAddress address)
+    {
+        var bare = host.Length > 1 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host;
+        return IPAddress.TryParse(bare, out address!) && (address.AddressFamily == AddressFamily.InterNetworkV6 || bare.Count(c => c == '.') == 3);
+    }
 
     [GeneratedRegex(@"^(?=.{1,253}\.?$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$")]
     private static partial Regex HostName();
@@ -507,7 +514,7 @@ public sealed partial class PortCheck : IDiagVerb
         {
             yield return new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Pass, nameTried, $"{namesSaw}: {host} matches", Data: nameData);
         }
-        else if (IPAddress.TryParse(host.Trim('[', ']'), out _))
+        else if (IsIpLiteral(host, out _))
         {
             // Asked by address, nothing can match a name: clients and senders connect by name.
             yield return new DiagStep("cert_name" + p, $"certificate name on port {spec.Port}", DiagStatus.Info, nameTried,

@@ -141,7 +141,7 @@ public sealed class RelayCheck : IDiagVerb
     {
         foreach (var name in new[] { host, greetingName })
         {
-            if (name is null || IPAddress.TryParse(name.Trim('[', ']'), out _))
+            if (name is null || PortCheck.IsIpLiteral(name, out _))
             {
                 continue;
             }

@@ -17,9 +17,6 @@ namespace Postern.Diagnostics;
 /// </summary>
 internal static class SelfServerChecks
 {
-    /// <summary>A certificate that expires sooner than this gets a warning (Let's Encrypt renews at 30 days left).</summary>
-    public static readonly TimeSpan CertificateWarning = PortCheck.ExpirySoon;
-
     /// <summary>More messages than this waiting in the queue get a warning.</summary>
     public const int BacklogWarning = 1000;
 
@@ -47,7 +44,7 @@ internal static class SelfServerChecks
     {
         var smarthost = kind == "smarthost";
         var data = new JsonObject { ["host"] = host, ["port"] = port };
-        IPAddress? address = IPAddress.TryParse(host, out var literal) ? literal : null;
+        IPAddress? address = PortCheck.IsIpLiteral(host, out var literal) ? literal : null;
         if (address is null)
         {
             var a = await ctx.WaitAsync($"asking for the address of {host}", DnsRecordChecks.AllAddressesAsync(ctx, host, cancellationToken));
@@ -222,10 +219,10 @@ internal static class SelfServerChecks
                 "the certificate is not valid yet: this host's clock is wrong, or the certificate was made with a wrong date",
                 "check the clock (timedatectl, NTP), or make a new certificate", data));
         }
-        else if (left < CertificateWarning)
+        else if (left < PortCheck.ExpirySoon)
         {
             ctx.Add(new DiagStep("tls.certificate", "TLS certificate", DiagStatus.Warn, tried, $"{facts}: expires in {Age(left)}", "tls_expiring",
-                $"it expires in less than {CertificateWarning.TotalDays:0} days: automatic renewal (usually at 30 days left) seems not to work", renew, data));
+                $"it expires in less than {PortCheck.ExpirySoon.TotalDays:0} days: automatic renewal (usually at 30 days left) seems not to work", renew, data));
         }
         else
         {

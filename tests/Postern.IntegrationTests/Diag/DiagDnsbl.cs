@@ -96,6 +96,7 @@ public sealed class DiagDnsbl
     [Theory]
     [InlineData("dnsbl")]
     [InlineData("dnsbl", "not-an-ip")]
+    [InlineData("dnsbl", "25")] // IPAddress would read 0.0.0.25: not an address anyone means
     [InlineData("nosuchcheck")]
     public async Task UsageErrorsExit2(params string[] args) =>
         Assert.Equal(2, (await DiagRun.TextAsync(args)).Exit);
