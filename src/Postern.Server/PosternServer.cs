@@ -65,9 +65,8 @@ public sealed class PosternServer : IAsyncDisposable
         // DKIM keys for outgoing mail of local users: DATA/dkim/DOMAIN.SELECTOR.key (`postern dkim keygen`).
         // An unusable key stops the start; later, a change is read on use and a bad one keeps the keys in use.
         var dkimFolder = Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName);
-        Postern.MailAuth.Dkim.DkimKeyStore.Load(dkimFolder); // throws DkimKeyStoreException, naming the file
         DkimKeys = new ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore>(dkimFolder, Postern.MailAuth.Dkim.DkimKeyStore.Load, Postern.MailAuth.Dkim.DkimKeyStore.Empty,
-            (folder, keys) => Log.Reloaded(logger, folder, keys.Keys.Count), (folder, e) => Log.ReloadFailed(logger, folder, e.Message));
+            (folder, keys) => Log.Reloaded(logger, folder, keys.Keys.Count), (folder, e) => Log.ReloadFailed(logger, folder, e.Message), mustLoadFirst: true);
         var sealer = options.MailAuth.ArcSeal ? new Postern.MailAuth.Arc.ArcSealer(() => DkimKeys.Value, _time) : null;
         _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time),
             forwarder: new Forwarder(srs, sealer, options.Hostname, AddressBook.IsLocalDomain), bind: options.Delivery.BindAddresses.Select(IPAddress.Parse).ToList());

@@ -64,7 +64,7 @@ public sealed class ArcChainVerifier(IMailAuthDns dns)
         ArcValidationResult result;
         try
         {
-            result = await verifier.VerifyAsync(Crlf, message, cancellationToken).ConfigureAwait(false);
+            result = await verifier.VerifyAsync(MimeFormat.Crlf, message, cancellationToken).ConfigureAwait(false);
         }
         catch (DkimKeyException e)
         {
@@ -102,15 +102,6 @@ public sealed class ArcChainVerifier(IMailAuthDns dns)
     }
 
     private static DkimTagList? Tags(Header h) => DkimTagList.Parse(System.Text.Encoding.UTF8.GetString(h.RawValue), out _);
-
-    internal static FormatOptions Crlf { get; } = CreateOptions();
-
-    private static FormatOptions CreateOptions()
-    {
-        var o = FormatOptions.Default.Clone();
-        o.NewLineFormat = NewLineFormat.Dos;
-        return o;
-    }
 }
 
 /// <summary>
@@ -155,7 +146,7 @@ public sealed class ArcSealer(Func<DkimKeyStore> keys, TimeProvider time)
         };
         var present = SignedHeaderNames.Where(n => message.Headers.Contains(n)).ToList();
         var before = message.Headers.Count;
-        await signer.SignAsync(ArcChainVerifier.Crlf, message, present, cancellationToken).ConfigureAwait(false);
+        await signer.SignAsync(MimeFormat.Crlf, message, present, cancellationToken).ConfigureAwait(false);
         return message.Headers.Count > before;
     }
 

@@ -2,8 +2,8 @@ using System.Globalization;
 
 namespace Postern.MailAuth.Dkim;
 
-/// <summary>A key file or folder of the key store that cannot be used; the message names the path.</summary>
-public sealed class DkimKeyStoreException(string message, Exception? inner = null) : Exception(message, inner);
+/// <summary>A key file or folder of the key store that cannot be used; the message names the path. An I/O error to callers that handle files.</summary>
+public sealed class DkimKeyStoreException(string message, Exception? inner = null) : IOException(message, inner);
 
 /// <summary>
 /// The DKIM signing keys, and the only code that reads or writes them. Layout, under the data

@@ -349,16 +349,7 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
     /// <summary>MimeKit's header canonicalization and signature check, reached through its protected member.</summary>
     private sealed class MimeKitCheck(IDkimPublicKeyLocator locator) : DkimVerifierBase(locator)
     {
-        private static readonly FormatOptions Crlf = CreateOptions();
-
         public bool SignatureMatches(MimeMessage message, Header header, DkimSignatureFields f, AsymmetricKeyParameter key) =>
-            VerifySignature(Crlf, message, header, f.Algorithm, key, f.SignedHeaders, f.HeaderCanonicalization, f.Signature!);
-
-        private static FormatOptions CreateOptions()
-        {
-            var o = FormatOptions.Default.Clone();
-            o.NewLineFormat = NewLineFormat.Dos;
-            return o;
-        }
+            VerifySignature(MimeFormat.Crlf, message, header, f.Algorithm, key, f.SignedHeaders, f.HeaderCanonicalization, f.Signature!);
     }
 }

@@ -21,9 +21,12 @@ public sealed class ReloadingFile<T>
 
     /// <summary>
     /// Loads the file at once: a reader must never see the empty value while the first load runs
-    /// (that once made every account unknown for a moment after a restart).
+    /// (that once made every account unknown for a moment after a restart). With
+    /// <paramref name="mustLoadFirst"/>, a first load that fails throws (the start stops, naming the
+    /// file); later failures keep the value in use, as always.
     /// </summary>
-    public ReloadingFile(string path, Func<string, T> load, T empty, Action<string, T>? loaded = null, Action<string, Exception>? failed = null)
+    public ReloadingFile(string path, Func<string, T> load, T empty, Action<string, T>? loaded = null, Action<string, Exception>? failed = null,
+        bool mustLoadFirst = false)
     {
         _path = path;
         _load = load;
@@ -31,7 +34,7 @@ public sealed class ReloadingFile<T>
         _value = empty;
         _loaded = loaded;
         _failed = failed;
-        Refresh();
+        Refresh(Environment.TickCount64, rethrow: mustLoadFirst);
     }
 
     public static TimeSpan CheckInterval { get; set; } = TimeSpan.FromMilliseconds(500);
@@ -53,7 +56,7 @@ public sealed class ReloadingFile<T>
     /// <summary>Forces a check now (tests, and after the CLI changed the file in this process).</summary>
     public void Refresh() => Refresh(Environment.TickCount64);
 
-    private void Refresh(long now)
+    private void Refresh(long now, bool rethrow = false)
     {
         lock (_gate)
         {
@@ -70,8 +73,7 @@ public sealed class ReloadingFile<T>
                 _stamp = stamp;
                 _loaded?.Invoke(_path, value);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException
-                or Postern.MailAuth.Dkim.DkimKeyStoreException)
+            catch (Exception e) when (!rethrow && e is IOException or UnauthorizedAccessException or FormatException or Configuration.ConfigurationException)
             {
                 _stamp = stamp;
                 _failed?.Invoke(_path, e);

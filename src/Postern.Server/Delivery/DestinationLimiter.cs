@@ -22,21 +22,20 @@ public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
 
     private sealed class Entry
     {
-        public required string Destination;
         public int Busy;
         public readonly Queue<TaskCompletionSource> Waiting = new();
     }
 
     // Under the lock.
-    private int LimitOf(Entry e)
+    private int LimitOf(string destination)
     {
-        if (!_caps.TryGetValue(e.Destination, out var c))
+        if (!_caps.TryGetValue(destination, out var c))
         {
             return limit;
         }
         if (c.Until <= _time.GetUtcNow())
         {
-            _caps.Remove(e.Destination);
+            _caps.Remove(destination);
             return limit;
         }
         return c.Cap;
@@ -49,9 +48,9 @@ public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
         {
             if (!_entries.TryGetValue(destination, out var e))
             {
-                _entries[destination] = e = new Entry { Destination = destination };
+                _entries[destination] = e = new Entry();
             }
-            if (e.Busy >= LimitOf(e))
+            if (e.Busy >= LimitOf(destination))
             {
                 return false;
             }
@@ -97,7 +96,7 @@ public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
     {
         lock (_entries)
         {
-            if (!_entries.TryGetValue(destination, out var e) || e.Busy < LimitOf(e))
+            if (!_entries.TryGetValue(destination, out var e) || e.Busy < LimitOf(destination))
             {
                 return Task.CompletedTask;
             }
@@ -121,7 +120,7 @@ public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
         lock (_entries)
         {
             var busy = _entries.TryGetValue(destination, out var e) ? e.Busy : 0;
-            var current = LimitOf(e ?? new Entry { Destination = destination });
+            var current = LimitOf(destination);
             if (_caps.Count >= MaxCaps && !_caps.ContainsKey(destination))
             {
                 _caps.Remove(_caps.MinBy(c => c.Value.Until).Key);
@@ -135,7 +134,7 @@ public sealed class DestinationLimiter(int limit, TimeProvider? time = null)
     {
         lock (_entries)
         {
-            return LimitOf(_entries.TryGetValue(destination, out var e) ? e : new Entry { Destination = destination });
+            return LimitOf(destination);
         }
     }
 

@@ -306,12 +306,10 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                 var outcome = outcomes[i].Outcome;
                 if (crowded && outcome is DeliveryOutcome.Deferred { Crowded: true } busy)
                 {
-                    r.Status = "deferred";
-                    r.Detail = $"{busy.Reason}; tried again when one of the deliveries under way to {destination} ends";
-                    r.NextAttempt = null;
+                    // No attempt counted, and due again at once: a free slot wakes it.
                     r.LastAttempt = after;
-                    Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, remote.Transport, busy.Via?.Host ?? "-", busy.Via?.Address.ToString() ?? "-",
-                        busy.Via?.Port ?? 0, busy.Via?.Tls ?? "-", "deferred", Math.Round((after - message.Envelope.Received).TotalSeconds, 3), r.Detail);
+                    Record(message, r, busy with { Reason = $"{busy.Reason}; tried again when one of the deliveries under way to {destination} ends" }, remote.Transport, after);
+                    r.NextAttempt = null;
                     waitsForOne = true;
                     continue;
                 }

@@ -46,8 +46,7 @@ public static class ServeCommand
             stderr.WriteLine($"postern: Listeners: cannot listen: {e.Message} (is another server using the port?)");
             return ExitCode.Usage;
         }
-        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException
-            or Postern.MailAuth.Dkim.DkimKeyStoreException)
+        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"postern: cannot start: {e.Message}");
             return ExitCode.Usage;

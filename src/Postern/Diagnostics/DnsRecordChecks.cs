@@ -621,7 +621,7 @@ internal static class OwnKeys
         {
             return DkimKeyStore.Load(folder);
         }
-        catch (Exception e) when (e is DkimKeyStoreException or UnauthorizedAccessException or IOException)
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
         {
             ctx.Add(new DiagStep(prefix + "dkim.store", "Postern's DKIM keys", DiagStatus.Warn, $"reading the keys in {folder}", e.Message, "dkim_store_unreadable",
                 "Postern's own keys could not be read, so they are not compared with what is published",

@@ -46,6 +46,19 @@ public sealed class OutgoingMailIsSigned
         await pair.Sender.WaitForLogAsync("event=reloaded", "entries=1");
     }
 
+    [Fact]
+    public async Task AnUnusableKeyStopsTheStartNamingItsFile()
+    {
+        var dir = TestServer.NewDataDir();
+        var folder = Path.Combine(dir, DkimKeyStore.FolderName);
+        Directory.CreateDirectory(folder);
+        var wrong = Path.Combine(folder, "Example.TEST.sel1.key"); // upper case: not a name the store takes
+        File.WriteAllText(wrong, "not even a key");
+        var e = await Assert.ThrowsAsync<DkimKeyStoreException>(() => TestServer.StartOnAsync(dir));
+        Assert.Contains(wrong, e.Message);
+        Assert.Contains("DOMAIN.SELECTOR.key", e.Message);
+    }
+
     /// <summary>A sending Postern (example.test, alice) and a receiving one (peer.test by MX) checking mail authentication.</summary>
     private sealed class Pair(DnsServer dns, TestServer peer, TestServer sender) : IAsyncDisposable
     {

@@ -38,7 +38,7 @@ public sealed class ArcChainTests
     private static string Text(MimeMessage m)
     {
         using var s = new MemoryStream();
-        m.WriteTo(ArcChainVerifier.Crlf, s);
+        m.WriteTo(MimeFormat.Crlf, s);
         return Encoding.UTF8.GetString(s.ToArray());
     }
 
