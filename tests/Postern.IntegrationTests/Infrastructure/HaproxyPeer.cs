@@ -21,8 +21,7 @@ public sealed class HaproxyPeer : IAsyncDisposable
     private const string HaproxyCommand = "/usr/sbin/haproxy";
 
     private readonly string _dir;
-    private readonly StringBuilder _output = new();
-    private Process? _process;
+    private PeerProcess? _process;
 
     private HaproxyPeer(string dir, IPEndPoint endpoint, string sourceAddress)
     {
@@ -38,16 +37,7 @@ public sealed class HaproxyPeer : IAsyncDisposable
     public string SourceAddress { get; }
 
     /// <summary>What HAProxy printed (its warnings and errors; -db keeps it in the foreground).</summary>
-    public string Output
-    {
-        get
-        {
-            lock (_output)
-            {
-                return _output.ToString();
-            }
-        }
-    }
+    public string Output => _process?.Output ?? "";
 
     /// <summary>
     /// Starts HAProxy on <paramref name="listenAddress"/> and a free port, forwarding to
@@ -106,50 +96,20 @@ public sealed class HaproxyPeer : IAsyncDisposable
         var check = await Peers.RunAsync(HaproxyCommand, ["-c", "-f", config], timeoutMs: 20_000);
         Assert.True(check.ExitCode == 0, $"haproxy -c -f {config} refused the configuration: {check.All}");
 
-        var psi = new ProcessStartInfo(HaproxyCommand)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = _dir,
-        };
+        var psi = new ProcessStartInfo(HaproxyCommand) { WorkingDirectory = _dir };
         foreach (var a in new[] { "-db", "-f", config })
         {
             psi.ArgumentList.Add(a);
         }
-        _process = Process.Start(psi)!;
-        _process.OutputDataReceived += (_, e) => Append(e.Data);
-        _process.ErrorDataReceived += (_, e) => Append(e.Data);
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
-
-        // Wait for the listening socket without connecting to it: a probe would reach Postern.
-        var deadline = Environment.TickCount64 + 10_000;
-        while (!Ports.IsListening(EndPoint))
-        {
-            if (_process.HasExited)
-            {
-                throw new Xunit.Sdk.XunitException($"haproxy exited with {_process.ExitCode}: {Output}");
-            }
-            if (Environment.TickCount64 > deadline)
-            {
-                throw new TimeoutException($"HAProxy does not listen on {EndPoint} within 10 s: {Output}");
-            }
-            await Task.Delay(20);
-        }
+        _process = await PeerProcess.StartAsync(psi, "haproxy", [EndPoint]);
     }
 
-    private void Append(string? line)
+    public async ValueTask DisposeAsync()
     {
-        if (line is not null)
+        if (_process is not null)
         {
-            lock (_output)
-            {
-                _output.Append(line).Append('\n');
-            }
+            await _process.StopAsync();
         }
+        await Peers.StopAsync(null, _dir);
     }
-
-
-    public ValueTask DisposeAsync() => new(Peers.StopAsync(_process, _dir));
 }

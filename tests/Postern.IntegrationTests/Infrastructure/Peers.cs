@@ -59,7 +59,7 @@ public static class Peers
     /// Stops a peer process started for a test, with every process it forked (PostSRSd forks one per
     /// connection), waits up to 10 s for it, and removes its folder; whatever is already gone is fine.
     /// </summary>
-    public static async Task StopAsync(Process? process, string directory)
+    public static async Task StopAsync(Process? process, string? directory)
     {
         if (process is not null)
         {
@@ -76,6 +76,10 @@ public static class Peers
             {
             }
             process.Dispose();
+        }
+        if (directory is null)
+        {
+            return;
         }
         try
         {

@@ -204,8 +204,7 @@ public sealed class SrsPostsrsdInterop
         private const string ListenAddress = "127.0.0.44";
 
         private readonly string _dir;
-        private readonly StringBuilder _output = new();
-        private Process? _process;
+        private Infrastructure.PeerProcess? _process;
 
         private PostsrsdPeer(string dir, string secret, IPEndPoint forward, IPEndPoint reverse)
         {
@@ -224,16 +223,7 @@ public sealed class SrsPostsrsdInterop
         /// <summary>The reverse table: an SRS address in, where it leads out.</summary>
         public IPEndPoint ReverseEndPoint { get; }
 
-        private string Output
-        {
-            get
-            {
-                lock (_output)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
+        private string Output => _process?.Output ?? "";
 
         public static async Task<PostsrsdPeer> StartAsync(string domain)
         {
@@ -285,40 +275,10 @@ public sealed class SrsPostsrsdInterop
                 psi.ArgumentList.Add("-u");
                 psi.ArgumentList.Add("nobody");
             }
-            _process = Process.Start(psi)!;
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-
-            var deadline = Environment.TickCount64 + 10_000;
-            while (!Infrastructure.Ports.IsListening(ForwardEndPoint) || !Infrastructure.Ports.IsListening(ReverseEndPoint))
-            {
-                if (_process.HasExited)
-                {
-                    await _process.WaitForExitAsync();
-                    var hint = Output.Contains("secret", StringComparison.Ordinal)
-                        ? " (where AppArmor enforces Debian's profile for postsrsd, it may read /etc/postsrsd.secret only)"
-                        : "";
-                    throw new Xunit.Sdk.XunitException($"postsrsd {string.Join(' ', psi.ArgumentList)} exited with {_process.ExitCode}: {Output}{hint}");
-                }
-                if (Environment.TickCount64 > deadline)
-                {
-                    throw new TimeoutException($"PostSRSd does not listen on {ForwardEndPoint} and {ReverseEndPoint} within 10 s: {Output}");
-                }
-                await Task.Delay(20);
-            }
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_output)
-                {
-                    _output.Append(line).Append('\n');
-                }
-            }
+            _process = await Infrastructure.PeerProcess.StartAsync(psi, "postsrsd", [ForwardEndPoint, ReverseEndPoint],
+                output => output.Contains("secret", StringComparison.Ordinal)
+                    ? " (where AppArmor enforces Debian's profile for postsrsd, it may read /etc/postsrsd.secret only)"
+                    : "");
         }
 
         /// <summary>Two different free ports: both sockets are held until both are known.</summary>
@@ -331,6 +291,13 @@ public sealed class SrsPostsrsdInterop
             return (((IPEndPoint)first.LocalEndPoint!).Port, ((IPEndPoint)second.LocalEndPoint!).Port);
         }
 
-        public ValueTask DisposeAsync() => new(Infrastructure.Peers.StopAsync(_process, _dir));
+        public async ValueTask DisposeAsync()
+        {
+            if (_process is not null)
+            {
+                await _process.StopAsync();
+            }
+            await Infrastructure.Peers.StopAsync(null, _dir);
+        }
     }
 }
