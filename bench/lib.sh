@@ -32,6 +32,28 @@ child_cpu() {
 }
 
 # ------------------------------------------------------------ dependencies --
+# The start of a private instance's main.cf: its own queue, data and log under DIR, loopback only,
+# bench.test as its domain and mynetworks. pf_base_main_cf DIR SYSLOG_NAME
+pf_base_main_cf() {
+  cat <<MAINCF
+compatibility_level = 3.6
+queue_directory = $1/queue
+data_directory = $1/data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = $2
+maillog_file = $1/maillog
+maillog_file_prefixes = $1
+myhostname = postfix.bench.test
+mydomain = bench.test
+myorigin = bench.test
+mydestination = bench.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+MAINCF
+}
+
 # main.cf lines both benchmarks' Postfix instances share: nothing slow or irrelevant to the
 # measurement (no DNS, no client/helo/sender checks, no TLS, no biff), relaying only for mynetworks.
 pf_quiet_main_cf() {

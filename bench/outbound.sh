@@ -183,21 +183,7 @@ start_postfix() {
   cat >"$PF_CONF/main.cf" <<EOF
 # Private Postfix instance for bench/outbound.sh: takes mail on 127.0.0.1:$PF_PORT, queues it
 # durably, relays everything for other domains to smtp-sink at [$SINK_ADDR]:$SINK_PORT.
-compatibility_level = 3.6
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-bench-out
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $PF_DIR
-myhostname = postfix.bench.test
-mydomain = bench.test
-myorigin = bench.test
-mydestination = bench.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+$(pf_base_main_cf "$PF_DIR" postfix-bench-out)
 # the destination: every non-local domain goes to smtp-sink (default_transport = smtp)
 relayhost = [$SINK_ADDR]:$SINK_PORT
 # local mail (bounces to bench.test) is thrown away

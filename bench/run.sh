@@ -92,21 +92,7 @@ start_postfix() {
   prepare_postfix "$PF_PORT"
   cat >"$PF_CONF/main.cf" <<EOF
 # Private Postfix instance for bench/run.sh: loopback only, durable queue, discard delivery.
-compatibility_level = 3.6
-queue_directory = $PF_DIR/queue
-data_directory = $PF_DIR/data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-bench
-maillog_file = $PF_DIR/maillog
-maillog_file_prefixes = $PF_DIR
-myhostname = postfix.bench.test
-mydomain = bench.test
-myorigin = bench.test
-mydestination = bench.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
+$(pf_base_main_cf "$PF_DIR" postfix-bench)
 # accept any local part of bench.test, deliver everything to the discard transport
 local_recipient_maps =
 alias_maps =
