@@ -3,7 +3,7 @@ using Postern.Protocol.Tests.Conformance;
 
 namespace Postern.MailAuth.Tests.Dkim;
 
-/// <summary>Reading the DKIM suites of ../shared/conformance as their README describes.</summary>
+/// <summary>Reading the DKIM suites of tests/conformance as their README describes.</summary>
 internal static class DkimSuiteFiles
 {
     public static string Path(params string[] parts) => ConformanceFiles.File(["dkim", .. parts]);

@@ -6,7 +6,7 @@ namespace Postern.MailAuth.Tests.Dkim;
 
 /// <summary>
 /// dkim/dkimpy (dkimpy's test data) with the expectations of its test_dkim.py and
-/// test_dkim_ed25519.py as ../shared/conformance/README.md restates them: the signed vectors
+/// test_dkim_ed25519.py as tests/conformance/README.md restates them: the signed vectors
 /// verify; Postern's signatures with its keys verify, simple and relaxed, with and without l=;
 /// tampering, broken key records, a From added after signing and a message without From fail.
 /// </summary>

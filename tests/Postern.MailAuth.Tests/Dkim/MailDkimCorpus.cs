@@ -5,7 +5,7 @@ namespace Postern.MailAuth.Tests.Dkim;
 
 /// <summary>
 /// dkim/mail-dkim (Mail::DKIM's t/corpus and FAKE_DNS.dat), with the results its t/verifier.t
-/// expects as ../shared/conformance/README.md restates them. "invalid" is permerror, or temperror
+/// expects as tests/conformance/README.md restates them. "invalid" is permerror, or temperror
 /// for the DNS failures. The corpus is 2006–2010 mail (rsa-sha1, 512-bit keys, draft versions), so
 /// it runs with <see cref="DkimVerifierOptions.Legacy"/>; <see cref="TheDefaultsRefuseWhatTheCorpusNeeds"/>
 /// shows the defaults refusing those. Not run: good_ietf00_*, *_dk_*, dk_* (pre-RFC drafts and

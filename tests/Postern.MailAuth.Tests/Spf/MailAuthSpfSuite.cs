@@ -5,7 +5,7 @@ using Postern.Protocol.Tests.Conformance;
 namespace Postern.MailAuth.Tests.Spf;
 
 /// <summary>
-/// Every expectation of the SPF files of the Rust mail-auth crate (../shared/conformance/spf/mail-auth),
+/// Every expectation of the SPF files of the Rust mail-auth crate (tests/conformance/spf/mail-auth),
 /// read line by line as its upstream harness does (the files are not YAML): records accumulate over the
 /// whole file and a later line for the same name and type replaces the earlier one; "domain:" is the
 /// HELO name; each expect: line checks the HELO identity first and, when that passes, the MAIL FROM

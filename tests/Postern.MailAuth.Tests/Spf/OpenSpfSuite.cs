@@ -6,7 +6,7 @@ using YamlDotNet.RepresentationModel;
 namespace Postern.MailAuth.Tests.Spf;
 
 /// <summary>
-/// Every case of the openspf RFC 7208 suite (../shared/conformance/spf/openspf/rfc7208-tests.yml, read
+/// Every case of the openspf RFC 7208 suite (tests/conformance/spf/openspf/rfc7208-tests.yml, read
 /// as its README says): each YAML document's zonedata becomes a <see cref="ZoneDns"/> of its own, and
 /// each test runs check_host() for the MAIL FROM domain (or the HELO name for an empty mailfrom), and
 /// must give one of the accepted results and, where given, the explanation.

@@ -1,8 +1,9 @@
 namespace Postern.Protocol.Tests.Conformance;
 
 /// <summary>
-/// Finds the public conformance suites: $POSTERN_CONFORMANCE, else the shared/conformance folder
-/// beside the repository (CI has it there too). A missing suite fails the test, never skips it.
+/// Finds the public conformance suites: $POSTERN_CONFORMANCE, else the repository's own copy in
+/// tests/conformance (each suite with its licence; its README names origin and version). A missing
+/// suite fails the test, never skips it.
 /// </summary>
 public static class ConformanceFiles
 {
@@ -20,16 +21,14 @@ public static class ConformanceFiles
             {
                 for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
                 {
-                    foreach (var candidate in new[] { Path.Combine(dir.FullName, "shared", "conformance"), Path.Combine(dir.FullName, "..", "shared", "conformance") })
+                    var candidate = Path.Combine(dir.FullName, "tests", "conformance");
+                    if (System.IO.File.Exists(Path.Combine(candidate, "README.md")))
                     {
-                        if (System.IO.File.Exists(Path.Combine(candidate, "README.md")))
-                        {
-                            return Path.GetFullPath(candidate);
-                        }
+                        return candidate;
                     }
                 }
             }
-            throw new DirectoryNotFoundException("the conformance suites (../shared/conformance) were not found; set POSTERN_CONFORMANCE");
+            throw new DirectoryNotFoundException("the conformance suites (tests/conformance in the repository) were not found; set POSTERN_CONFORMANCE");
         }
     }
 
