@@ -12,6 +12,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
+command -v lintian >/dev/null 2>&1 || need+=(lintian)   # checks the Debian package packaging/build-deb.sh builds
+command -v strip >/dev/null 2>&1 || need+=(binutils)   # build-deb.sh strips libsodium.so
+command -v adduser >/dev/null 2>&1 || need+=(adduser)   # the package's postinst creates the user postern
 # Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)
