@@ -23,12 +23,15 @@ fi
 export SOURCE_DATE_EPOCH
 
 version=${1:-0.1.0+git$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M).$commit-1}
-# Debian policy §5.6.12: [epoch:]upstream[-revision], upstream starting with a digit.
+# Debian policy §5.6.12: upstream[-revision], upstream starting with a digit (no epoch: it would be in the file name).
 if ! [[ $version =~ ^[0-9][A-Za-z0-9.+~]*(-[A-Za-z0-9.+~]+)?$ ]]; then
   echo "build-deb.sh: '$version' is not a Debian version (e.g. 1.2.0-1)" >&2
   exit 2
 fi
-for tool in dotnet dpkg-deb gzip; do
+# Policy §12.7: changelog.Debian.gz, or changelog.gz for a version without a Debian revision (native).
+changelog=changelog.Debian.gz
+[[ $version == *-* ]] || changelog=changelog.gz
+for tool in dotnet dpkg-deb gzip strip md5sum; do
   command -v "$tool" >/dev/null || { echo "build-deb.sh: $tool is missing" >&2; exit 2; }
 done
 
@@ -68,16 +71,17 @@ install -m 0644 "$here/postern.json" "$root/etc/postern/postern.json"
 install -m 0644 "$here/debian/copyright" "$root/usr/share/doc/postern/copyright"
 install -m 0644 "$repo/README.md" "$root/usr/share/doc/postern/README.md"
 install -m 0644 "$repo"/docs/*.md "$root/usr/share/doc/postern/docs/"
-install -m 0644 "$here/debian/lintian-overrides" "$root/usr/share/lintian/overrides/postern"
+sed "s|@CHANGELOG@|$changelog|" "$here/debian/lintian-overrides" >"$root/usr/share/lintian/overrides/postern"
+chmod 0644 "$root/usr/share/lintian/overrides/postern"
 gzip -9n <"$here/postern.8" >"$root/usr/share/man/man8/postern.8.gz"
 chmod 0644 "$root/usr/share/man/man8/postern.8.gz"
 
-# The changelog, one entry for this build (policy §12.7: changelog.Debian.gz, gzip -9n).
+# The changelog, one entry for this build (policy §12.7, gzip -9n).
 date=$(date -u -R -d "@$SOURCE_DATE_EPOCH")
 maintainer=$(sed -n 's/^Maintainer: //p' "$here/debian/control.in")
 printf 'postern (%s) unstable; urgency=medium\n\n  * Built from the Postern repository at commit %s.\n\n -- %s  %s\n' \
-  "$version" "$commit" "$maintainer" "$date" | gzip -9n >"$root/usr/share/doc/postern/changelog.Debian.gz"
-chmod 0644 "$root/usr/share/doc/postern/changelog.Debian.gz"
+  "$version" "$commit" "$maintainer" "$date" | gzip -9n >"$root/usr/share/doc/postern/$changelog"
+chmod 0644 "$root/usr/share/doc/postern/$changelog"
 
 for script in postinst prerm postrm; do
   install -m 0755 "$here/debian/$script" "$root/DEBIAN/$script"
