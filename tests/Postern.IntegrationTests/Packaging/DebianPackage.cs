@@ -109,6 +109,10 @@ public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<Deb
             // The user postern reads the file from its folder (a temp folder is 0700 root).
             Assert.Equal(0, (await Run("chmod", ["0755", folder.FullName])).ExitCode);
             Assert.Equal(0, (await Run("chmod", ["0644", config])).ExitCode);
+            // The account, made with the packaged CLI as postern (argon2id through the libsodium beside it).
+            var add = await Run("setpriv", ["--reuid=postern", "--regid=postern", "--init-groups", "/usr/bin/postern", "user", "add", "admin@example.test",
+                "--password-stdin", "--config", config], stdin: "a long enough password\n");
+            Assert.True(add.ExitCode == 0, $"postern user add: {add.All}");
             var output = new StringBuilder();
             server = StartAsPostern(["/usr/bin/postern", "serve", "--config", config], output);
             await WaitFor(() => Ports.IsListening(new IPEndPoint(host, port)), TimeSpan.FromSeconds(60),
@@ -279,7 +283,7 @@ public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<Deb
     }
 
     /// <summary>Runs a program to its end (killed past <paramref name="timeout"/>); a missing one fails the test.</summary>
-    internal static async Task<Result> Run(string program, string[] args, TimeSpan? timeout = null, Dictionary<string, string>? environment = null)
+    internal static async Task<Result> Run(string program, string[] args, TimeSpan? timeout = null, Dictionary<string, string>? environment = null, string? stdin = null)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, UseShellExecute = false };
         foreach (var a in args)
@@ -301,6 +305,10 @@ public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<Deb
         }
         using (p)
         {
+            if (stdin is not null)
+            {
+                await p.StandardInput.WriteAsync(stdin);
+            }
             p.StandardInput.Close();
             var stdout = p.StandardOutput.ReadToEndAsync();
             var stderr = p.StandardError.ReadToEndAsync();
