@@ -33,17 +33,17 @@ public sealed class PosternServer : IAsyncDisposable
     private FileStream? _lock;
     private readonly SmtpDeliveryClient _outbound;
     private readonly CertificateReloader _certificates;
+    private readonly IReadOnlyList<System.Net.Sockets.Socket>? _boundSockets;
 
-    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
+    /// <summary>Wires the server; <c>boundSockets</c> are listening sockets bound beforehand, one per listener in order (`serve` binds them as root, then gives up root); null: Start binds them.</summary>
+    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false,
+        IReadOnlyList<System.Net.Sockets.Socket>? boundSockets = null)
     {
+        _boundSockets = boundSockets;
         _options = options;
         _logger = logger;
         _time = time ?? TimeProvider.System;
-        Directory.CreateDirectory(options.DataDirectory);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
+        Storage.DataDirectory.Secure(options.DataDirectory);
         Spool = new Spool(Path.Combine(options.DataDirectory, "queue"), durability);
         Accounts = AccountStore.Open(options.ResolvePath(options.Accounts.PasswdFile),
             (file, n) => Log.Reloaded(logger, file, n), (file, e) => Log.ReloadFailed(logger, file, e.Message));
@@ -133,10 +133,10 @@ public sealed class PosternServer : IAsyncDisposable
     private void StartHoldingTheLock()
     {
         var limiter = new ConnectionLimiter(_options.Limits.MaxConnections, _options.Limits.MaxConnectionsPerIp);
-        foreach (var l in _options.Listeners)
+        for (var i = 0; i < _options.Listeners.Count; i++)
         {
-            var listener = new SmtpListener(Context, l, limiter, _sessions);
-            listener.Bind();
+            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions);
+            listener.Use(_boundSockets?[i] ?? ListenerSocket.Bind(_options.Listeners[i], i));
             _listeners.Add(listener);
         }
         Spool.CleanTemporary();

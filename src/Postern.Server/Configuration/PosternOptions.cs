@@ -12,6 +12,13 @@ public sealed class PosternOptions
     /// <summary>Where the queue, mailboxes, passwd file and keys live. Required.</summary>
     public string DataDirectory { get; set; } = "";
 
+    /// <summary>
+    /// The Unix user `serve` runs as when started as root (it binds its ports first, then switches),
+    /// and the user every other verb run as root acts as. Default: none, which means the owner of
+    /// <see cref="DataDirectory"/>: so nothing made by root is ever left in it (Postfix's mail_owner).
+    /// </summary>
+    public string? User { get; set; }
+
     /// <summary>Domains this server receives mail for. Required (at least one).</summary>
     public List<string> Domains { get; set; } = [];
 

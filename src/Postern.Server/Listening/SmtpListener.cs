@@ -32,18 +32,8 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket!.LocalEndPoint!;
 
-    public void Bind()
-    {
-        var endpoint = IPEndPoint.Parse(options.Endpoint);
-        _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
-        {
-            _socket.DualMode = true;
-        }
-        _socket.Bind(endpoint);
-        _socket.Listen(512);
-    }
+    /// <summary>Serves on a socket bound and listening (<see cref="ListenerSocket.Bind"/>).</summary>
+    public void Use(Socket listening) => _socket = listening;
 
     /// <summary>Accepts until <paramref name="stop"/> fires.</summary>
     public async Task AcceptLoopAsync(CancellationToken stop)

@@ -53,7 +53,8 @@ internal sealed class PosternProcess : IDisposable
     /// Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.
     /// <paramref name="extra"/> adds or replaces top-level configuration sections (e.g. "Dns", "Delivery").
     /// </summary>
-    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null)
+    /// <paramref name="dll"/> is the postern.dll to run (default: the one beside the tests).
+    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null, string? dll = null)
     {
         var host = $"127.0.3.{(Interlocked.Increment(ref _instances) % 250) + 1}";
         var port = FreePort(host);
@@ -79,7 +80,7 @@ internal sealed class PosternProcess : IDisposable
         var json = JsonSerializer.Serialize(settings);
         await File.WriteAllTextAsync(config, json);
 
-        var dll = Path.Combine(AppContext.BaseDirectory, "postern.dll");
+        dll ??= Path.Combine(AppContext.BaseDirectory, "postern.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: the test project references src/Postern, whose output must be copied next to the tests");
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -195,7 +196,7 @@ internal sealed class PosternProcess : IDisposable
     }
 
     /// <summary>The dotnet host running these tests (the SDK sets DOTNET_HOST_PATH for its children).</summary>
-    private static string DotnetHost()
+    internal static string DotnetHost()
     {
         var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
