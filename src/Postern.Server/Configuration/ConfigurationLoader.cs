@@ -99,6 +99,12 @@ public static class ConfigurationLoader
                 : e.InnerException is null ? "" : $" ({e.InnerException.Message})";
             throw new ConfigurationException($"{configFile}: {e.Message}{where}");
         }
+        // Every unknown key and badly typed value at once, in the docs' words; then the binder (which stops at the first).
+        var shape = ConfigurationShape.Check(root);
+        if (shape.Count > 0)
+        {
+            throw new ConfigurationException(string.Join(Environment.NewLine, shape));
+        }
         var options = new PosternOptions();
         try
         {
@@ -222,7 +228,10 @@ public static class ConfigurationLoader
         Check(o.Tls.ExpiryWarning >= TimeSpan.Zero && o.Tls.ExpiryWarning <= TimeSpan.FromDays(365), "Tls.ExpiryWarning", "must be between 0 and 365 days");
         for (var i = 0; i < o.Relay.TrustedNetworks.Count; i++)
         {
-            Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
+            Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out var trusted), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
+            // A trusted network may relay anywhere without AUTH: one that spans the whole address space is an open relay.
+            Check(trusted.PrefixLength > 0 || !IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]",
+                $"'{o.Relay.TrustedNetworks[i]}' is every address: anyone could relay through this server (an open relay); list only your own networks, and let your users authenticate");
         }
         if (o.Relay.Smarthost is { } sh)
         {

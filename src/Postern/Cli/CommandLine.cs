@@ -1,4 +1,5 @@
 using Postern.Server.Configuration;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
@@ -142,19 +143,33 @@ public static class CommandLine
         }
         catch (ConfigurationException e)
         {
-            stderr.WriteLine($"postern: configuration error: {e.Message}");
+            // One line per problem, each naming its key.
+            foreach (var line in e.Message.Split(Environment.NewLine))
+            {
+                stderr.WriteLine($"postern: configuration error: {line}");
+            }
             return ExitCode.Usage;
         }
     }
 
-    /// <summary>Loads the configuration every verb shares (so they all find the same data directory).</summary>
-    public static (PosternOptions Options, string? File) LoadOptions(Arguments a)
+    /// <summary>
+    /// Loads the configuration every verb shares (so they all find the same data directory). With
+    /// <paramref name="actAsDataOwner"/> (verbs that write in the data directory), a process run as
+    /// root becomes the directory's user (DataDirectory.ActAsOwner), so no root-owned file is left
+    /// for the server to trip on.
+    /// </summary>
+    public static (PosternOptions Options, string? File) LoadOptions(Arguments a, bool actAsDataOwner = false)
     {
         var file = ConfigurationLoader.FindConfigFile(a.Config);
         if (file is null && !a.Dev)
         {
             throw new ConfigurationException("no configuration file (give --config FILE, create ./postern.json or /etc/postern/postern.json, or use --dev)");
         }
-        return (ConfigurationLoader.Load(a.Dev && a.Config is null ? null : file, a.Dev), a.Dev && a.Config is null ? null : file);
+        var options = ConfigurationLoader.Load(a.Dev && a.Config is null ? null : file, a.Dev);
+        if (actAsDataOwner)
+        {
+            DataDirectory.ActAsOwner(options);
+        }
+        return (options, a.Dev && a.Config is null ? null : file);
     }
 }
