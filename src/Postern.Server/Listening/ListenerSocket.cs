@@ -46,6 +46,11 @@ public static class ListenerSocket
             socket.Dispose();
             throw new EndpointInUseException($"Listeners[{index}].Endpoint", endpoint, Holder(endpoint));
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied)
+        {
+            socket.Dispose();
+            throw new UnauthorizedAccessException($"Listeners[{index}].Endpoint: {endpoint}: a port below 1024 needs root (serve binds it, then runs as its user) or CAP_NET_BIND_SERVICE (contrib/postern.service gives it)", e);
+        }
         catch
         {
             socket.Dispose();
