@@ -22,7 +22,12 @@ public static class ListenerSocket
     private const int SolSocket = 1;   // <asm-generic/socket.h>
     private const int SoReuseAddr = 2;
 
-    /// <summary>Binds and listens; an endpoint in use throws <see cref="EndpointInUseException"/> naming it and its holder.</summary>
+    /// <summary>
+    /// Binds (the step that needs root for a port below 1024, and that fails when another socket
+    /// listens there: <see cref="EndpointInUseException"/>, naming it and its holder). Listening
+    /// comes later (<see cref="SmtpListener.Use"/>), once the server holds its data directory's lock:
+    /// whoever sees the port accept connections may count on the server being up.
+    /// </summary>
     public static Socket Bind(ListenerOptions listener, int index)
     {
         var endpoint = IPEndPoint.Parse(listener.Endpoint);
@@ -38,7 +43,6 @@ public static class ListenerSocket
                 socket.DualMode = true;
             }
             socket.Bind(endpoint);
-            socket.Listen(512);
             return socket;
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)

@@ -32,8 +32,12 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket!.LocalEndPoint!;
 
-    /// <summary>Serves on a socket bound and listening (<see cref="ListenerSocket.Bind"/>).</summary>
-    public void Use(Socket listening) => _socket = listening;
+    /// <summary>Listens on a bound socket (<see cref="ListenerSocket.Bind"/>) and serves on it.</summary>
+    public void Use(Socket bound)
+    {
+        bound.Listen(512);
+        _socket = bound;
+    }
 
     /// <summary>Accepts until <paramref name="stop"/> fires.</summary>
     public async Task AcceptLoopAsync(CancellationToken stop)

@@ -32,6 +32,7 @@ public sealed class OneServerPerEndpoint
     {
         var listener = new ListenerOptions { Name = "mx", Endpoint = $"127.0.0.1:{Ports.Free(IPAddress.Loopback)}" };
         using var one = ListenerSocket.Bind(listener, 0);
+        one.Listen();
         var e = Assert.Throws<EndpointInUseException>(() => ListenerSocket.Bind(listener, 3));
         Assert.StartsWith($"Listeners[3].Endpoint: {listener.Endpoint} is in use by pid {Environment.ProcessId}", e.Message, StringComparison.Ordinal);
     }
@@ -44,6 +45,7 @@ public sealed class OneServerPerEndpoint
         var endpoint = IPEndPoint.Parse(listener.Endpoint);
         using (var old = ListenerSocket.Bind(listener, 0))
         {
+            old.Listen();
             using var client = new System.Net.Sockets.TcpClient();
             client.Connect(endpoint);
             using var accepted = old.Accept();
