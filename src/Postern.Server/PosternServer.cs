@@ -61,7 +61,8 @@ public sealed class PosternServer : IAsyncDisposable
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         // One DNS client (and cache) for MX lookups and mail authentication.
         var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
-        var resolver = new MxResolver(dns);
+        var dnsFailures = new DnsFailureLog(logger, _time);
+        var resolver = new MxResolver(dns, failed: dnsFailures.Report);
         // DKIM keys for outgoing mail of local users: DATA/dkim/DOMAIN.SELECTOR.key (`postern dkim keygen`).
         // An unusable key stops the start; later, a change is read on use and a bad one keeps the keys in use.
         var dkimFolder = Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName);
@@ -84,7 +85,7 @@ public sealed class PosternServer : IAsyncDisposable
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
             Tls = _certificates.ServerOptions,
-            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns),
+            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report),
             Logger = logger,
             Time = _time,
             TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),

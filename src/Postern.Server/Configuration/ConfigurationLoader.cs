@@ -299,6 +299,8 @@ public static class ConfigurationLoader
         Check(o.Limits.TarpitDelay >= TimeSpan.Zero && o.Limits.TarpitDelay <= TimeSpan.FromSeconds(30), "Limits.TarpitDelay", "must be between 0 and 30 seconds");
         Check(o.Limits.ShutdownTimeout >= TimeSpan.Zero, "Limits.ShutdownTimeout", "must not be negative");
         Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
+        Check(Enum.IsDefined(o.Logging.Level), "Logging.Level", "must be trace, debug, information, warning, error, critical or none");
+        Check(Enum.IsDefined(o.Logging.Format), "Logging.Format", "must be keyvalue or json");
         Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");
         Check(o.Accounts.MaxAuthFailuresPerAccount >= 1, "Accounts.MaxAuthFailuresPerAccount", "must be at least 1");
         Check(o.Accounts.MaxLockoutDuration >= o.Accounts.LockoutDuration, "Accounts.MaxLockoutDuration", "must be at least Accounts.LockoutDuration");

@@ -34,6 +34,7 @@ public sealed class PosternOptions
     public MailAuthOptions MailAuth { get; set; } = new();
     public DnsblOptions Dnsbl { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
+    public LoggingOptions Logging { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
@@ -118,6 +119,27 @@ public sealed class SmarthostOptions
     public string? PasswordFile { get; set; }
     /// <summary>Refuse a smarthost whose certificate is not valid for Host. Default true: the password goes there.</summary>
     public bool VerifyCertificate { get; set; } = true;
+}
+
+/// <summary>How log lines look (docs/telemetry.md).</summary>
+public enum LogFormat
+{
+    /// <summary><c>TIME LEVEL event=NAME key=value ...</c>: for people and grep.</summary>
+    KeyValue,
+    /// <summary>One JSON object per line: for log shippers.</summary>
+    Json,
+}
+
+public sealed class LoggingOptions
+{
+    /// <summary>
+    /// The lowest level logged: trace, debug, information, warning, error, critical or none. Default
+    /// information: every event of the catalogue (docs/telemetry.md) and nothing of the libraries' own chatter.
+    /// </summary>
+    public Microsoft.Extensions.Logging.LogLevel Level { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
+    /// <summary>keyvalue or json. Default keyvalue: one line a person can read and grep (SPEC §7).</summary>
+    public LogFormat Format { get; set; } = LogFormat.KeyValue;
 }
 
 public sealed class DnsOptions

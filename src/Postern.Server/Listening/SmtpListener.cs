@@ -86,7 +86,7 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         if (verdict != ConnectionLimiter.Result.Accepted)
         {
             var reply = verdict == ConnectionLimiter.Result.TooManyTotal ? Reply.TooManyConnections : Reply.TooManyConnectionsFromIp;
-            Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, reply.Text);
+            Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, RefusalReason.ConnectionLimit.Word(), reply.Text);
             Metrics.Connections.Add(1, new("listener", options.Name), new("result", "refused"));
             try
             {

@@ -23,8 +23,8 @@ public static partial class Log
     [LoggerMessage(10, LogLevel.Information, "session={session} listener={listener} ip={ip} port={port}", EventName = "connect")]
     public static partial void Connect(ILogger logger, string session, string listener, string ip, int port);
 
-    [LoggerMessage(11, LogLevel.Warning, "session={session} listener={listener} ip={ip} code={code} reason={reason}", EventName = "connection_refused")]
-    public static partial void ConnectionRefused(ILogger logger, string session, string listener, string ip, int code, string reason);
+    [LoggerMessage(11, LogLevel.Warning, "session={session} listener={listener} ip={ip} code={code} reason={reason} detail={detail}", EventName = "connection_refused")]
+    public static partial void ConnectionRefused(ILogger logger, string session, string listener, string ip, int code, string reason, string detail);
 
     [LoggerMessage(12, LogLevel.Information, "session={session} ip={ip} helo={helo} messages={messages} rcpts={rcpts} errors={errors} commands={commands} reason={reason}", EventName = "disconnect")]
     public static partial void Disconnect(ILogger logger, string session, string ip, string? helo, int messages, int rcpts, int errors, int commands, string reason);
@@ -47,8 +47,9 @@ public static partial class Log
     [LoggerMessage(18, LogLevel.Information, "key={key} by={by}", EventName = "ban_released")]
     public static partial void BanReleased(ILogger logger, string key, string by);
 
-    [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
-    public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason);
+    /// <summary>Any refusal; <paramref name="reason"/> is a word of <see cref="RefusalReason"/>, <paramref name="detail"/> the particulars.</summary>
+    [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason} detail={detail}", EventName = "rejected")]
+    public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason, string detail);
 
     [LoggerMessage(21, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} from={from} rcpts={rcpts} size={size} user={user} protocol={protocol}", EventName = "accepted")]
     public static partial void Accepted(ILogger logger, string queue_id, string session, string ip, string from, int rcpts, long size, string? user, string protocol);
@@ -113,6 +114,13 @@ public static partial class Log
 
     [LoggerMessage(144, LogLevel.Error, "file={file} subject={subject} not_after={not_after} days_left={days_left} fingerprint={fingerprint}", EventName = "tls_certificate_expired")]
     public static partial void TlsCertificateExpired(ILogger logger, string file, string subject, string not_after, int days_left, string fingerprint);
+
+    // Refusal reasons and DNS failures: ids 150-159.
+    [LoggerMessage(150, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} reason={reason} folder={folder} detail={detail}", EventName = "quarantined")]
+    public static partial void Quarantined(ILogger logger, string queue_id, string session, string ip, string reason, string folder, string detail);
+
+    [LoggerMessage(151, LogLevel.Warning, "server={server} query={query} type={type} reason={reason} suppressed={suppressed}", EventName = "dns_failed")]
+    public static partial void DnsFailed(ILogger logger, string server, string query, string type, string reason, int suppressed);
 
     [LoggerMessage(90, LogLevel.Warning, "zone={zone} ip={ip} reason={reason} suppressed={suppressed}", EventName = "dnsbl_failed")]
     public static partial void DnsblFailed(ILogger logger, string zone, string ip, string reason, int suppressed);

@@ -38,7 +38,7 @@ public sealed partial class SmtpSession
             }
             return false;
         }
-        Refuse("CONNECT", Reply.ListedAtDnsbl(Ip, verdict.ListedZones), verdict.Describe());
+        Refuse("CONNECT", Reply.ListedAtDnsbl(Ip, verdict.ListedZones), RefusalReason.Dnsbl, verdict.Describe());
         _closeReason = "dnsbl";
         await WaitForQuitAsync();
         return true;
@@ -60,7 +60,7 @@ public sealed partial class SmtpSession
                 Send(Reply.Bye);
                 break;
             }
-            Refuse(command.Verb.ToString(), Reply.RefusedAtConnect);
+            Refuse(command.Verb.ToString(), Reply.RefusedAtConnect, RefusalReason.BadSequence);
             if (command is BdatCommand)
             {
                 // Its octets follow at once and would be read as commands: stop here instead.

@@ -54,7 +54,7 @@ public sealed partial class SmtpSession
                 var first = Prefix(result.Buffer);
                 _reader.AdvanceTo(result.Buffer.End);
                 var http = LooksLikeHttp(first);
-                Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
+                Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? RefusalReason.NonSmtp : RefusalReason.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
                 _closeReason = http ? "non-SMTP input" : "pregreet";
                 await FlushAsync();
                 return false;
@@ -75,7 +75,7 @@ public sealed partial class SmtpSession
             _reader.AdvanceTo(waiting.Buffer.Start);
             if (early)
             {
-                Refuse("EHLO", Reply.EarlyPipelining, "commands sent before the EHLO reply");
+                Refuse("EHLO", Reply.EarlyPipelining, RefusalReason.EarlyPipelining, "commands sent before the EHLO reply");
                 _closing = true;
                 _closeReason = "early pipelining";
                 return true;

@@ -100,7 +100,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 // Before any TLS handshake (cheap to refuse); on implicit TLS the client would not
                 // understand a clear-text reply, so it is only closed.
                 _errors++;
-                Log.Rejected(_ctx.Logger, _id, null, Ip, "CONNECT", Reply.ConnectionRateExceeded.Code, Reply.ConnectionRateExceeded.Enhanced, $"connections per minute from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}");
+                Log.Rejected(_ctx.Logger, _id, null, Ip, "CONNECT", Reply.ConnectionRateExceeded.Code, Reply.ConnectionRateExceeded.Enhanced, RefusalReason.Rate.Word(), $"connections per minute from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}");
                 Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", Reply.ConnectionRateExceeded.Code));
                 if (_listener.Role != ListenerRole.Submissions)
                 {
@@ -183,19 +183,19 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         if (command is InvalidCommand { Verb: Verb.Unknown } nonSmtp && ReferenceEquals(nonSmtp.Reply, Reply.NonSmtpInput))
         {
-            Refuse("line", nonSmtp.Reply);
+            Refuse("line", nonSmtp.Reply, RefusalReason.NonSmtp);
             _closing = true;
             _closeReason = "non-SMTP input";
             return;
         }
         if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
         {
-            Refuse("line", badLine.Reply);
+            Refuse("line", badLine.Reply, RefusalReasons.Of(badLine.Reply));
             return;
         }
         if (command.Verb == Verb.Unknown)
         {
-            Refuse("unknown", Reply.UnknownCommand);
+            Refuse("unknown", Reply.UnknownCommand, RefusalReason.UnknownCommand);
             return;
         }
         // Sequence first (even for a malformed command, RFC 5321 §4.1.4 prefers 503 over 501),
@@ -207,12 +207,12 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 await DiscardChunkAsync(bdat.Size);
             }
-            Refuse(command.Verb.ToString(), refusal);
+            Refuse(command.Verb.ToString(), refusal, RefusalReasons.Of(refusal));
             return;
         }
         if (command is InvalidCommand invalid)
         {
-            Refuse(invalid.Verb.ToString(), invalid.Reply);
+            Refuse(invalid.Verb.ToString(), invalid.Reply, RefusalReasons.Of(invalid.Reply));
             return;
         }
         switch (command)
@@ -237,23 +237,23 @@ public sealed partial class SmtpSession : IAsyncDisposable
             case SimpleCommand { Verb: Verb.Help }: Send(Reply.HelpText); break;
             // VRFY and EXPN would tell a harvester which addresses exist (RFC 5321 §7.3).
             case SimpleCommand { Verb: Verb.Vrfy }: Send(Reply.VrfyCannot); break;
-            case SimpleCommand { Verb: Verb.Expn }: Refuse("EXPN", Reply.NotImplemented); break;
+            case SimpleCommand { Verb: Verb.Expn }: Refuse("EXPN", Reply.NotImplemented, RefusalReason.NotImplemented); break;
             case SimpleCommand { Verb: Verb.Quit }:
                 Send(Reply.Bye);
                 _closing = true;
                 _closeReason = "quit";
                 break;
             default:
-                Refuse(command.Verb.ToString(), Reply.NotImplemented);
+                Refuse(command.Verb.ToString(), Reply.NotImplemented, RefusalReason.NotImplemented);
                 break;
         }
     }
 
-    /// <summary>Sends a refusal, counts it as an error and logs it.</summary>
-    private void Refuse(string command, SmtpReply reply, string? reason = null)
+    /// <summary>Sends a refusal, counts it as an error and logs it with its reason word; the detail is the reply's text unless given.</summary>
+    private void Refuse(string command, SmtpReply reply, RefusalReason reason, string? detail = null)
     {
         _errors++;
-        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, command, reply.Code, reply.Enhanced, reason.Word(), detail ?? reply.Text);
         Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", reply.Code));
         Send(reply);
     }

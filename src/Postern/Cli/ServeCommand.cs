@@ -29,7 +29,8 @@ public static class ServeCommand
         using var logOutput = ReferenceEquals(stdout, Console.Out)
             ? new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = false }
             : null;
-        using var logs = new KeyValueLoggerProvider(logOutput ?? stdout);
+        // Logging.Level can change while running (logs.MinimumLevel, for a reload); Logging.Format cannot.
+        using var logs = new KeyValueLoggerProvider(logOutput ?? stdout, options.Logging.Level, format: options.Logging.Format);
         var logger = logs.CreateLogger("postern");
         PosternServer server;
         string? devPassword = null;
