@@ -105,6 +105,8 @@ public static class CommandLine
           dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D.S.key; prints its TXT record
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
+          sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs] [recipient ...]   mail from local programs (cron, mailx); sysexits codes
+          import aliases FILE [--domain D] [--format aliases|virtual] [--write]   Postfix aliases(5)/virtual(5) to Aliases
           diag port|dns|dnsbl|auth|relay|deliver|self ... [--json]   why mail does not flow, and the fix
                (`postern diag` lists each check's options)
 
@@ -118,6 +120,11 @@ public static class CommandLine
         {
             (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
             return args.Length == 0 ? ExitCode.Usage : ExitCode.Ok;
+        }
+        if (args[0] == "sendmail")
+        {
+            // sendmail's own option syntax (-t, -fADDR, -oi) and exit codes (sysexits), for the programs that call it.
+            return SendmailCommand.Run(args[1..], stderr, Console.OpenStandardInput(), Console.OpenStandardOutput());
         }
         try
         {
