@@ -246,9 +246,17 @@ public static partial class UnixUsers
         return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? BitConverter.ToUInt32(buffer, 20) : null;
     }
 
-    public static void Chown(string path, uint uid)
+    /// <summary>The owner and group of a path (not following a final symbolic link), or null.</summary>
+    public static (uint Uid, uint Gid)? OwnerAndGroupOf(string path)
     {
-        if (ChownNative(path, uid, uint.MaxValue /* gid unchanged */) != 0)
+        var buffer = new byte[256];
+        return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? (BitConverter.ToUInt32(buffer, 20), BitConverter.ToUInt32(buffer, 24)) : null;
+    }
+
+    /// <summary>chown(2); a gid of uint.MaxValue leaves the group as it is.</summary>
+    public static void Chown(string path, uint uid, uint gid = uint.MaxValue)
+    {
+        if (ChownNative(path, uid, gid) != 0)
         {
             throw new IOException($"chown({path}) failed: errno {Marshal.GetLastPInvokeError()}");
         }

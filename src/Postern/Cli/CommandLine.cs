@@ -13,7 +13,7 @@ public static class ExitCode
 /// <summary>Arguments after the verb: flags with values, switches, and positional words.</summary>
 public sealed class Arguments
 {
-    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force", "--insecure"];
+    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force", "--insecure", "--write"];
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _switches = new(StringComparer.Ordinal);
 
@@ -139,6 +139,7 @@ public static class CommandLine
                 "dkim" => DkimCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 "diag" => await DiagCommand.RunAsync(rest, stdout, stderr, stdin),
+                "import" => ImportCommand.Run(rest, stdout, stderr),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),
             };
         }
