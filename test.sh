@@ -7,6 +7,7 @@ need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)   # `mail -s` through `postern sendmail` (Sendmail/)
 [ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol

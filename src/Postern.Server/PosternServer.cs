@@ -30,6 +30,7 @@ public sealed class PosternServer : IAsyncDisposable
     private readonly SessionTracker _sessions = new();
     private Task? _delivery;
     private Task? _control;
+    private Task? _pickup;
     private FileStream? _lock;
     private readonly SmtpDeliveryClient _outbound;
     private readonly CertificateReloader _certificates;
@@ -78,6 +79,7 @@ public sealed class PosternServer : IAsyncDisposable
         var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
         Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control);
         _certificates = new CertificateReloader(options, logger, _time);
+        Pickup = OperatingSystem.IsLinux() ? new Pickup(options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
         Context = new ServerContext
         {
             Options = options,
@@ -106,6 +108,9 @@ public sealed class PosternServer : IAsyncDisposable
     public ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore> DkimKeys { get; }
     public QueueRunner Runner { get; }
     public QueueControl Control { get; }
+
+    /// <summary>Queues what `postern sendmail` left in DATA/maildrop/ (Linux only: it trusts the kernel's file owners).</summary>
+    public Pickup? Pickup { get; }
     public ServerContext Context { get; }
     public IReadOnlyList<SmtpListener> Listeners => _listeners;
 
@@ -146,6 +151,11 @@ public sealed class PosternServer : IAsyncDisposable
         _delivery = Runner.RunAsync(_stopDelivery.Token);
         // `postern queue` hands its requests to the running server through queue/control/.
         _control = Task.Run(() => Control.ServeAsync(Runner.ApplyAsync, (request, e) => Log.QueueControlFailed(_logger, request, e.Message, e), _stopDelivery.Token));
+        // `postern sendmail` leaves mail in DATA/maildrop/: what waits there since the last stop, then what comes.
+        if (Pickup is not null)
+        {
+            _pickup = Task.Run(() => Pickup.RunAsync(_stopDelivery.Token));
+        }
         for (var i = 0; i < _listeners.Count; i++)
         {
             var l = _options.Listeners[i];
@@ -174,6 +184,10 @@ public sealed class PosternServer : IAsyncDisposable
         if (_control is not null)
         {
             await _control;
+        }
+        if (_pickup is not null)
+        {
+            await _pickup;
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
         Log.Stopped(_logger, _sessions.Count);

@@ -307,6 +307,10 @@ public static class ConfigurationLoader
         Check(o.Accounts.FailureDelay >= TimeSpan.Zero && o.Accounts.FailureDelay <= TimeSpan.FromMinutes(1), "Accounts.FailureDelay", "must be between 0 and 1 minute");
         Check(o.Accounts.FailureWindow > TimeSpan.Zero, "Accounts.FailureWindow", "must be positive");
         Check(o.Accounts.LockoutDuration > TimeSpan.Zero, "Accounts.LockoutDuration", "must be positive");
+        for (var i = 0; i < o.Sendmail.TrustedUsers.Count; i++)
+        {
+            Check(System.Text.RegularExpressions.Regex.IsMatch(o.Sendmail.TrustedUsers[i] ?? "", @"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$"), $"Sendmail.TrustedUsers[{i}]", $"'{o.Sendmail.TrustedUsers[i]}' is not a Unix user name");
+        }
         foreach (var (key, targets) in o.Aliases)
         {
             var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;

@@ -35,6 +35,7 @@ public sealed class PosternOptions
     public DnsblOptions Dnsbl { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
     public LoggingOptions Logging { get; set; } = new();
+    public SendmailOptions Sendmail { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
@@ -364,4 +365,16 @@ public sealed class AccountsOptions
 
     /// <summary>Delay before the first 535 reply; doubles per failure from that IP up to 8 s. Default 1 second.</summary>
     public TimeSpan FailureDelay { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>`postern sendmail` and the pickup of DATA/maildrop/ (docs/security.md, Local submission).</summary>
+public sealed class SendmailOptions
+{
+    /// <summary>
+    /// Unix users who may give any envelope sender with `sendmail -f` (as Postfix's and Sendmail's
+    /// trusted users). root and the user the server runs as always may; everyone else may give only
+    /// their own address (NAME@Hostname or NAME+tag@Hostname). Default: none, so that a local user
+    /// cannot send as someone else.
+    /// </summary>
+    public List<string> TrustedUsers { get; set; } = [];
 }

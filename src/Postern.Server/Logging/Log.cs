@@ -127,4 +127,17 @@ public static partial class Log
 
     [LoggerMessage(91, LogLevel.Information, "session={session} ip={ip} score={score} threshold={threshold} reason={reason}", EventName = "dnsbl_passed")]
     public static partial void DnsblPassed(ILogger logger, string session, string ip, int score, int threshold, string reason);
+
+    // Local submission (`postern sendmail`, Queue/Pickup): ids 160-169.
+    [LoggerMessage(160, LogLevel.Information, "queue_id={queue_id} uid={uid} user={user} from=<{from}> rcpts={rcpts} size={size}", EventName = "pickup")]
+    public static partial void Pickup(ILogger logger, string queue_id, uint uid, string user, string from, int rcpts, long size);
+
+    [LoggerMessage(161, LogLevel.Warning, "queue_id={queue_id} file={file} uid={uid} user={user} from=<{from}> reason={reason}", EventName = "pickup_refused")]
+    public static partial void PickupRefused(ILogger logger, string queue_id, string file, uint uid, string user, string from, string reason);
+
+    [LoggerMessage(162, LogLevel.Error, "file={file} uid={uid} user={user} moved_to={moved_to} reason={reason}", EventName = "pickup_bad_file")]
+    public static partial void PickupBadFile(ILogger logger, string file, string uid, string user, string moved_to, string reason);
+
+    [LoggerMessage(163, LogLevel.Error, "file={file} reason={reason}", EventName = "pickup_failed")]
+    public static partial void PickupFailed(ILogger logger, string file, string reason);
 }

@@ -14,7 +14,7 @@ public static class ExitCode
 /// <summary>Arguments after the verb: flags with values, switches, and positional words.</summary>
 public sealed class Arguments
 {
-    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force", "--insecure"];
+    private static readonly HashSet<string> Switches = ["--dev", "--json", "--password-stdin", "--force", "--insecure", "--write"];
     private readonly Dictionary<string, string> _values = new(StringComparer.Ordinal);
     private readonly HashSet<string> _switches = new(StringComparer.Ordinal);
 
@@ -106,6 +106,8 @@ public static class CommandLine
           dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D.S.key; prints its TXT record
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
+          sendmail [-t] [-i] [-f SENDER] [-F NAME] [-bs] [recipient ...]   mail from local programs (cron, mailx); sysexits codes
+          import aliases FILE [--domain D] [--format aliases|virtual] [--write]   Postfix aliases(5)/virtual(5) to Aliases
           diag port|dns|dnsbl|auth|relay|deliver|self ... [--json]   why mail does not flow, and the fix
                (`postern diag` lists each check's options)
 
@@ -120,6 +122,11 @@ public static class CommandLine
             (args.Length == 0 ? stderr : stdout).WriteLine(Usage);
             return args.Length == 0 ? ExitCode.Usage : ExitCode.Ok;
         }
+        if (args[0] == "sendmail")
+        {
+            // sendmail's own option syntax (-t, -fADDR, -oi) and exit codes (sysexits), for the programs that call it.
+            return SendmailCommand.Run(args[1..], stderr, Console.OpenStandardInput(), Console.OpenStandardOutput());
+        }
         try
         {
             var rest = Arguments.Parse(args.Skip(1));
@@ -133,6 +140,7 @@ public static class CommandLine
                 "dkim" => DkimCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 "diag" => await DiagCommand.RunAsync(rest, stdout, stderr, stdin),
+                "import" => ImportCommand.Run(rest, stdout, stderr),
                 _ => throw new UsageException($"unknown verb '{args[0]}'"),
             };
         }
