@@ -149,7 +149,9 @@ public sealed partial class PosternServer
             return r.Ok
                 ? new ControlReply("reloaded", r.Changed.Count == 0 ? "nothing changed" : $"applied: {string.Join(", ", r.Changed)}")
                 {
-                    File = r.File, Changed = [.. r.Changed], RestartNeeded = [.. r.RestartNeeded],
+                    File = r.File,
+                    Changed = [.. r.Changed],
+                    RestartNeeded = [.. r.RestartNeeded],
                 }
                 : new ControlReply("invalid", "the configuration was refused; the one in force stays", Ok: false) { File = r.File, Errors = [.. r.Errors] };
         }, stop);
