@@ -37,21 +37,36 @@ public static class ServeCommand
         var logger = logs.CreateLogger("postern");
         // SIGHUP reloads the configuration and never stops the server (its default action would, with
         // exit 129). Registered before the start, so that one arriving meanwhile does not kill it either.
+        // One that comes while the server starts (its port may already accept) is applied once it runs.
         PosternServer? running = null;
+        var hangupWhileStarting = false;
+        var gate = new object();
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
         {
             c.Cancel = true;
-            if (Volatile.Read(ref running) is { } s)
+            lock (gate)
             {
-                _ = Task.Run(() => s.Reload("SIGHUP")); // off the signal thread; Reload never throws
+                if (running is null)
+                {
+                    hangupWhileStarting = true;
+                    return;
+                }
             }
+            _ = Task.Run(() => running.Reload("SIGHUP")); // off the signal thread; Reload never throws
         });
         PosternServer server;
         try
         {
             server = new PosternServer(options, logger, configFile: file, dev: a.Dev) { Applied = o => AppliedOnReload(logs, o) };
             server.Start();
-            Volatile.Write(ref running, server);
+            lock (gate)
+            {
+                running = server;
+                if (hangupWhileStarting)
+                {
+                    _ = Task.Run(() => server.Reload("SIGHUP"));
+                }
+            }
         }
         catch (SocketException e)
         {
