@@ -13,6 +13,7 @@ command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)   # `mail -s` through 
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
+[ -x /bin/kill ] || need+=(procps)   # kill -HUP: the reload tests signal a real `postern serve`
 # Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)

@@ -140,4 +140,18 @@ public static partial class Log
 
     [LoggerMessage(163, LogLevel.Error, "file={file} reason={reason}", EventName = "pickup_failed")]
     public static partial void PickupFailed(ILogger logger, string file, string reason);
+
+    // Configuration reload (PosternServer.Reload.cs, SIGHUP or `postern reload`): ids 170-179. The
+    // event names are those of the file re-reads (30, 31) on purpose, so one grep finds every reload;
+    // a configuration reload is told apart by its trigger= field.
+#pragma warning disable SYSLIB1025 // the same event name as Reloaded and ReloadFailed, see above
+    [LoggerMessage(170, LogLevel.Information, "trigger={trigger} file={file} changed={changed} restart_needed={restart_needed}", EventName = "reloaded")]
+    public static partial void ConfigurationReloaded(ILogger logger, string trigger, string file, string changed, string restart_needed);
+
+    [LoggerMessage(171, LogLevel.Error, "trigger={trigger} file={file} errors={errors} reason={reason}", EventName = "reload_failed")]
+    public static partial void ConfigurationReloadFailed(ILogger logger, string trigger, string file, int errors, string reason);
+#pragma warning restore SYSLIB1025
+
+    [LoggerMessage(172, LogLevel.Warning, "key={key} running={running} configured={configured}", EventName = "restart_needed")]
+    public static partial void RestartNeeded(ILogger logger, string key, string running, string configured);
 }

@@ -22,7 +22,7 @@ namespace Postern.Server.Queue;
 /// link, not a regular file, an unknown owner) is moved to queue/corrupt/maildrop.NAME with a log line.
 /// </para>
 /// </summary>
-public sealed class Pickup(PosternOptions options, Spool spool, AddressBook addressBook, ILogger logger, TimeProvider time, Action<SpooledMessage> committed)
+public sealed class Pickup(Func<PosternOptions> inForce, Spool spool, AddressBook addressBook, ILogger logger, TimeProvider time, Action<SpooledMessage> committed)
 {
     private static readonly TimeSpan ScanInterval = TimeSpan.FromSeconds(2);
 
@@ -31,7 +31,8 @@ public sealed class Pickup(PosternOptions options, Spool spool, AddressBook addr
 
     private readonly HashSet<string> _failing = new(StringComparer.Ordinal);
 
-    public string Directory { get; } = Maildrop.Ensure(options.DataDirectory);
+    // The data directory needs a restart to change; what a file is judged by is the configuration in force (a reload applies).
+    public string Directory { get; } = Maildrop.Ensure(inForce().DataDirectory);
 
     /// <summary>Picks up every file until <paramref name="stop"/> fires.</summary>
     public async Task RunAsync(CancellationToken stop)
@@ -130,6 +131,7 @@ public sealed class Pickup(PosternOptions options, Spool spool, AddressBook addr
     /// <summary>Takes one file: true when a message was queued from it.</summary>
     private async Task<bool> PickUpAsync(string name)
     {
+        var options = inForce();
         var path = Path.Combine(Directory, name);
         if (name.StartsWith(Maildrop.TempPrefix, StringComparison.Ordinal) && Maildrop.IsMessageName(name[Maildrop.TempPrefix.Length..]))
         {

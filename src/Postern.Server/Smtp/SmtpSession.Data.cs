@@ -267,7 +267,7 @@ public sealed partial class SmtpSession
         resinfos.AddRange(dkim.Count == 0 ? ["dkim=none"] : dkim.Select(d => d.ToResInfo()));
         resinfos.Add(dmarc.ToAuthenticationResults());
         resinfos.Add(arc.ToResInfo(Ip.ToString()));
-        var enforce = _mailAuth.EnforceDmarc;
+        var enforce = MailAuthPolicy.EnforceDmarc;
         if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Reject)
         {
             Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DmarcReject.WithText($"Message rejected: it fails the DMARC policy of {dmarc.AuthorDomain} (p=reject)"), RefusalReason.Dmarc, dmarc.ToAuthenticationResults());

@@ -27,7 +27,7 @@ public sealed partial class SmtpSession
             Refuse("RCPT", Reply.Utf8AddressNeedsSmtpUtf8, RefusalReason.Smtputf8Required, $"to=<{to}>");
             return;
         }
-        var kind = _ctx.AddressBook.Classify(to);
+        var kind = _addresses.Classify(to);
         switch (kind)
         {
             case RecipientKind.AddressLiteral:
@@ -37,7 +37,7 @@ public sealed partial class SmtpSession
                 Refuse("RCPT", Reply.UnknownUser, RefusalReason.UnknownUser, $"to=<{to}>");
                 return;
             case RecipientKind.Remote:
-                var mayRelay = _user is not null || (_listener.Role == ListenerRole.Mx && _ctx.IsTrusted(RemoteIp));
+                var mayRelay = _user is not null || (_listener.Role == ListenerRole.Mx && _config.IsTrusted(RemoteIp));
                 if (!mayRelay)
                 {
                     Refuse("RCPT", Reply.RelayDenied, RefusalReason.RelayDenied, $"to=<{to}>");
@@ -45,7 +45,7 @@ public sealed partial class SmtpSession
                 }
                 break;
         }
-        if (!_ctx.ClientLimits.TryRecipient(RemoteIp, _user))
+        if (!_ctx.ClientLimits.TryRecipient(_config, RemoteIp, _user))
         {
             Refuse("RCPT", Reply.RecipientRateExceeded, RefusalReason.Rate, _user is null ? $"recipients per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"recipients per hour of user {_user}");
             return;

@@ -21,7 +21,7 @@ public sealed partial class SmtpSession
     private bool _onTrial;
 
     private bool TriageApplies => _listener.Role == ListenerRole.Mx && Options.Triage.Enabled
-        && !_ctx.IsTrusted(RemoteIp) && !_ctx.TriageCache.HasPassed(RemoteIp);
+        && !_config.IsTrusted(RemoteIp) && !_ctx.TriageCache.HasPassed(RemoteIp);
 
     /// <summary>The greeting pause; false when the client talked first and was sent away.</summary>
     private async Task<bool> GreetingPauseAsync()
@@ -82,7 +82,7 @@ public sealed partial class SmtpSession
             }
         }
         _onTrial = false;
-        _ctx.TriageCache.Pass(RemoteIp);
+        _ctx.TriageCache.Pass(RemoteIp, Options.Triage.CacheTime);
         return false;
     }
 

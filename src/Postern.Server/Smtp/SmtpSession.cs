@@ -25,7 +25,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     private readonly ServerContext _ctx;
     private readonly ListenerOptions _listener;
-    private readonly EffectiveMailAuth _mailAuth;
     private readonly Stream _network;
     private PipeReader _reader;
     private PipeWriter _writer;
@@ -55,7 +54,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         _ctx = ctx;
         _listener = listener;
-        _mailAuth = ctx.Options.MailAuth.For(listener);
+        _config = ctx.Configuration;
+        _addresses = ctx.AddressBook.WithDomains(_config.LocalDomains);
         _network = network;
         _remote = remote;
         _id = id;
@@ -63,7 +63,13 @@ public sealed partial class SmtpSession : IAsyncDisposable
         (_reader, _writer) = CreatePipes(network);
     }
 
-    private PosternOptions Options => _ctx.Options;
+    // The configuration this session works with: the one in force at connect, taken again when a
+    // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
+    // of two configurations inside one transaction; see ServerConfiguration).
+    private ServerConfiguration _config;
+    private Accounts.AddressBook _addresses; // with _config's local domains
+    private PosternOptions Options => _config.Options;
+    private EffectiveMailAuth MailAuthPolicy => _config.MailAuthFor(_listener);
     private bool IsTls => _tls is not null;
     private IPAddress RemoteIp => _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
     private string Ip => RemoteIp.ToString();
@@ -95,7 +101,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
         });
         try
         {
-            if (!_ctx.ClientLimits.TryConnect(RemoteIp))
+            if (!_ctx.ClientLimits.TryConnect(_config, RemoteIp))
             {
                 // Before any TLS handshake (cheap to refuse); on implicit TLS the client would not
                 // understand a clear-text reply, so it is only closed.
@@ -161,10 +167,14 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 return;
             }
             _commands++;
+            if (_transaction is null)
+            {
+                TakeConfigurationInForce();
+            }
             var errorsBefore = _errors;
             await DispatchAsync(command);
             if (_errors > errorsBefore && _errors < Options.Limits.MaxErrors && !_closing
-                && _ctx.ClientLimits.ErrorDelay(_errors) is { Ticks: > 0 } tarpit)
+                && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
                 // The refusal waits (it is buffered, not yet sent): a guesser slows down, an honest client never gets here.
                 await Task.Delay(tarpit, _ctx.Time, _ctx.ShuttingDown).ConfigureAwait(false);
@@ -177,6 +187,17 @@ public sealed partial class SmtpSession : IAsyncDisposable
             }
         }
         await FlushAsync();
+    }
+
+    /// <summary>Between transactions: the configuration published by a reload since, if any, applies from this command on.</summary>
+    private void TakeConfigurationInForce()
+    {
+        var now = _ctx.Configuration;
+        if (!ReferenceEquals(now, _config))
+        {
+            _config = now;
+            _addresses = _ctx.AddressBook.WithDomains(now.LocalDomains);
+        }
     }
 
     private async Task DispatchAsync(SmtpCommand command)

@@ -97,12 +97,13 @@ public static class CommandLine
     public const string Usage = """
         usage: postern VERB [options]
 
-          serve [--config FILE] [--dev]          run the server until SIGTERM/SIGINT
+          serve [--config FILE] [--dev]          run the server until SIGTERM/SIGINT (SIGHUP: reload)
           user add|del|list|passwd [ADDRESS] [--password-stdin]
           queue list|show ID|summary [--json]   what waits, why, and where to (whether or not the server runs)
           queue flush|retry ID|hold ID|release ID|bounce ID|delete ID [--json]
           bans list|release KEY [--json]        AUTH brute-force bans (ip:ADDR, net:PREFIX/64, user:ADDRESS)
           config check [--config FILE] [--dev] [--json]
+          reload [--config FILE] [--json]       the running server reads its configuration again (as SIGHUP)
           dkim keygen --domain D [--selector S] [--algorithm rsa|ed25519]   signing key in DATA/dkim/D.S.key; prints its TXT record
           send --server HOST[:PORT] [--tls starttls|implicit|none] [--user U --password-stdin]
                --from A --to B [--subject S] [--body-file F]
@@ -137,6 +138,7 @@ public static class CommandLine
                 "queue" => QueueCommand.Run(rest, stdout, stderr),
                 "bans" => BansCommand.Run(rest, stdout, stderr),
                 "config" => ConfigCommand.Run(rest, stdout, stderr),
+                "reload" => ReloadCommand.Run(rest, stdout, stderr),
                 "dkim" => DkimCommand.Run(rest, stdout, stderr),
                 "send" => await SendCommand.RunAsync(rest, stdout, stderr, stdin),
                 "diag" => await DiagCommand.RunAsync(rest, stdout, stderr, stdin),

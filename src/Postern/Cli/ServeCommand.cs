@@ -12,7 +12,7 @@ using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
-/// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains.</summary>
+/// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains; SIGHUP reloads the configuration.</summary>
 public static class ServeCommand
 {
     public const string DevAccount = "dev@example.test";
@@ -32,6 +32,25 @@ public static class ServeCommand
         // Logging.Level can change while running (logs.MinimumLevel, for a reload); Logging.Format cannot.
         using var logs = new KeyValueLoggerProvider(logOutput ?? stdout, options.Logging.Level, format: options.Logging.Format);
         var logger = logs.CreateLogger("postern");
+        // SIGHUP reloads the configuration and never stops the server (its default action would, with
+        // exit 129). Registered before the start, so that one arriving meanwhile does not kill it either.
+        // One that comes while the server starts (its port may already accept) is applied once it runs.
+        PosternServer? running = null;
+        var hangupWhileStarting = false;
+        var gate = new object();
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            lock (gate)
+            {
+                if (running is null)
+                {
+                    hangupWhileStarting = true;
+                    return;
+                }
+            }
+            _ = Task.Run(() => running.Reload("SIGHUP")); // off the signal thread; Reload never throws
+        });
         PosternServer server;
         string? devPassword = null;
         IReadOnlyList<Socket>? sockets = null;
@@ -57,8 +76,16 @@ public static class ServeCommand
             {
                 devPassword = EnsureDevAccount(options);
             }
-            server = new PosternServer(options, logger, configFile: file, dev: a.Dev, boundSockets: sockets);
+            server = new PosternServer(options, logger, configFile: file, dev: a.Dev, boundSockets: sockets) { Applied = o => AppliedOnReload(logs, o) };
             server.Start();
+            lock (gate)
+            {
+                running = server;
+                if (hangupWhileStarting)
+                {
+                    _ = Task.Run(() => server.Reload("SIGHUP"));
+                }
+            }
         }
         catch (Exception e) when (e is not ConfigurationException)
         {
@@ -90,6 +117,13 @@ public static class ServeCommand
         await server.DisposeAsync();
         return ExitCode.Ok;
     }
+
+    /// <summary>
+    /// After each reload that was not refused, with the options now in force: what the server itself
+    /// cannot apply because it lives here: the level of <paramref name="logs"/> (Logging.Level), from
+    /// <paramref name="o"/>; lines already being written keep theirs, the next use the new one.
+    /// </summary>
+    private static void AppliedOnReload(KeyValueLoggerProvider logs, PosternOptions o) => logs.MinimumLevel = o.Logging.Level;
 
     /// <summary>SPEC §1: one account whose random password is printed once, at first start.</summary>
     private static string? EnsureDevAccount(PosternOptions options)
