@@ -7,6 +7,7 @@ need=()
 command -v swaks >/dev/null 2>&1 || need+=(swaks)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)   # `mail -s` through `postern sendmail` (Sendmail/)
 [ -x /usr/sbin/nsd ] || need+=(nsd)   # the real DNS server the delivery tests query on loopback
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
@@ -15,6 +16,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib
 command -v lintian >/dev/null 2>&1 || need+=(lintian)   # checks the Debian package packaging/build-deb.sh builds
 command -v strip >/dev/null 2>&1 || need+=(binutils)   # build-deb.sh strips libsodium.so
 command -v adduser >/dev/null 2>&1 || need+=(adduser)   # the package's postinst creates the user postern
+[ -x /bin/kill ] || need+=(procps)   # kill -HUP: the reload tests signal a real `postern serve`
 # Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)

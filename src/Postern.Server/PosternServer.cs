@@ -17,9 +17,12 @@ namespace Postern.Server;
 /// `postern queue` knows one runs), binds every listener, recovers the queue and starts taking
 /// `postern queue` requests; StopAsync drains (SIGTERM): listeners close, idle sessions get 421
 /// 4.3.2, transactions in flight finish, then delivery stops. The lock goes with DisposeAsync.
+/// Reload (SIGHUP, `postern reload`) puts a new configuration in force (PosternServer.Reload.cs).
 /// </summary>
-public sealed class PosternServer : IAsyncDisposable
+public sealed partial class PosternServer : IAsyncDisposable
 {
+    // The options of the start: what the sockets, the data directory and the delivery machinery were
+    // made from. What is in force now is Context.Configuration (a reload replaces it).
     private readonly PosternOptions _options;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
@@ -30,20 +33,23 @@ public sealed class PosternServer : IAsyncDisposable
     private readonly SessionTracker _sessions = new();
     private Task? _delivery;
     private Task? _control;
+    private Task? _pickup;
     private FileStream? _lock;
     private readonly SmtpDeliveryClient _outbound;
     private readonly CertificateReloader _certificates;
+    private readonly IReadOnlyList<System.Net.Sockets.Socket>? _boundSockets;
 
-    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false)
+    /// <summary>Wires the server; <c>boundSockets</c> are listening sockets bound beforehand, one per listener in order (`serve` binds them as root, then gives up root); null: Start binds them.</summary>
+    public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false,
+        IReadOnlyList<System.Net.Sockets.Socket>? boundSockets = null)
     {
+        _boundSockets = boundSockets;
         _options = options;
         _logger = logger;
+        _configFile = configFile;
+        _dev = dev;
         _time = time ?? TimeProvider.System;
-        Directory.CreateDirectory(options.DataDirectory);
-        if (!OperatingSystem.IsWindows())
-        {
-            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        }
+        Storage.DataDirectory.Secure(options.DataDirectory);
         Spool = new Spool(Path.Combine(options.DataDirectory, "queue"), durability);
         Accounts = AccountStore.Open(options.ResolvePath(options.Accounts.PasswdFile),
             (file, n) => Log.Reloaded(logger, file, n), (file, e) => Log.ReloadFailed(logger, file, e.Message));
@@ -51,17 +57,19 @@ public sealed class PosternServer : IAsyncDisposable
             ? null
             : new ReloadingFile<Dictionary<string, List<string>>>(configFile, f => NormalizeAliases(ConfigurationLoader.Load(f, dev).Aliases),
                 NormalizeAliases(options.Aliases), (file, v) => Log.Reloaded(logger, file, v.Count), (file, e) => Log.ReloadFailed(logger, file, e.Message));
-        var fixedAliases = NormalizeAliases(options.Aliases);
         // SRS (MailAuth.Srs): one secret in DATA/srs.secret, made at first start; copy it to every
         // server that should accept the bounces (a backup MX, or PostSRSd during a move).
         var srs = options.MailAuth.Srs
             ? new Postern.MailAuth.Srs.SrsRewriter(Postern.MailAuth.Srs.SrsRewriter.LoadOrCreateSecret(Path.Combine(options.DataDirectory, SrsSecretFile)), _time)
             : null;
-        AddressBook = new AddressBook(options.Domains, Accounts, () => Aliases?.Value ?? fixedAliases, srs);
+        // Local domains and (without a configuration file) aliases are those of the configuration in force.
+        AddressBook = new AddressBook(() => InForce().LocalDomains, Accounts, () => Aliases?.Value ?? InForce().Aliases, srs);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         // One DNS client (and cache) for MX lookups and mail authentication.
         var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
-        var resolver = new MxResolver(dns);
+        var dnsFailures = new DnsFailureLog(logger, _time);
+        var resolver = new MxResolver(dns, failed: dnsFailures.Report);
+        _resolver = resolver;
         // DKIM keys for outgoing mail of local users: DATA/dkim/DOMAIN.SELECTOR.key (`postern dkim keygen`).
         // An unusable key stops the start; later, a change is read on use and a bad one keeps the keys in use.
         var dkimFolder = Path.Combine(options.DataDirectory, Postern.MailAuth.Dkim.DkimKeyStore.FolderName);
@@ -70,28 +78,29 @@ public sealed class PosternServer : IAsyncDisposable
         var sealer = options.MailAuth.ArcSeal ? new Postern.MailAuth.Arc.ArcSealer(() => DkimKeys.Value, _time) : null;
         _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time),
             forwarder: new Forwarder(srs, sealer, options.Hostname, AddressBook.IsLocalDomain), bind: options.Delivery.BindAddresses.Select(IPAddress.Parse).ToList());
-        IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
-            ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), resolver, _outbound, _time)
-            : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);
         Control = new QueueControl(Spool.Root);
-        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
-        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control);
+        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, () => InForce().Options.Domains[0], () => InForce().Options.Delivery.MaxQueueLifetime, _time);
+        var first = Configure(options, 1, previous: null);
+        Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
+        Pickup = OperatingSystem.IsLinux() ? new Pickup(() => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
         Context = new ServerContext
         {
-            Options = options,
+            Configuration = first,
             Spool = Spool,
             AddressBook = AddressBook,
-            AuthFailures = new AuthFailures(_time, options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
+            AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
             Tls = _certificates.ServerOptions,
-            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns),
+            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report),
             Logger = logger,
             Time = _time,
-            TrustedNetworks = options.Relay.TrustedNetworks.Select(n => IPNetwork.Parse(n)).ToList(),
             Committed = m => Runner.Enqueue(m.Id, m),
             ShuttingDown = _draining.Token,
         };
     }
+
+    /// <summary>The configuration in force (what a reload last published).</summary>
+    private ServerConfiguration InForce() => Context.Configuration;
 
     /// <summary>The SRS secret's file in the data directory.</summary>
     public const string SrsSecretFile = "srs.secret";
@@ -105,6 +114,9 @@ public sealed class PosternServer : IAsyncDisposable
     public ReloadingFile<Postern.MailAuth.Dkim.DkimKeyStore> DkimKeys { get; }
     public QueueRunner Runner { get; }
     public QueueControl Control { get; }
+
+    /// <summary>Queues what `postern sendmail` left in DATA/maildrop/ (Linux only: it trusts the kernel's file owners).</summary>
+    public Pickup? Pickup { get; }
     public ServerContext Context { get; }
     public IReadOnlyList<SmtpListener> Listeners => _listeners;
 
@@ -132,11 +144,11 @@ public sealed class PosternServer : IAsyncDisposable
 
     private void StartHoldingTheLock()
     {
-        var limiter = new ConnectionLimiter(_options.Limits.MaxConnections, _options.Limits.MaxConnectionsPerIp);
-        foreach (var l in _options.Listeners)
+        var limiter = new ConnectionLimiter(() => (Context.Configuration.Options.Limits.MaxConnections, Context.Configuration.Options.Limits.MaxConnectionsPerIp));
+        for (var i = 0; i < _options.Listeners.Count; i++)
         {
-            var listener = new SmtpListener(Context, l, limiter, _sessions);
-            listener.Bind();
+            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions);
+            listener.Use(_boundSockets?[i] ?? ListenerSocket.Bind(_options.Listeners[i], i));
             _listeners.Add(listener);
         }
         Spool.CleanTemporary();
@@ -144,7 +156,13 @@ public sealed class PosternServer : IAsyncDisposable
         Log.QueueRecovered(_logger, recovered, Directory.EnumerateFiles(Spool.CorruptDir).Count());
         _delivery = Runner.RunAsync(_stopDelivery.Token);
         // `postern queue` hands its requests to the running server through queue/control/.
-        _control = Task.Run(() => Control.ServeAsync(Runner.ApplyAsync, (request, e) => Log.QueueControlFailed(_logger, request, e.Message, e), _stopDelivery.Token));
+        // `postern reload` comes the same way (a request with Action "reload").
+        _control = Task.Run(() => Control.ServeAsync(ApplyControlAsync, (request, e) => Log.QueueControlFailed(_logger, request, e.Message, e), _stopDelivery.Token));
+        // `postern sendmail` leaves mail in DATA/maildrop/: what waits there since the last stop, then what comes.
+        if (Pickup is not null)
+        {
+            _pickup = Task.Run(() => Pickup.RunAsync(_stopDelivery.Token));
+        }
         for (var i = 0; i < _listeners.Count; i++)
         {
             var l = _options.Listeners[i];
@@ -164,7 +182,7 @@ public sealed class PosternServer : IAsyncDisposable
         // Transactions in flight get Limits.ShutdownTimeout to finish; then delivery stops too. On the
         // wall clock: a stop must end even when the injected clock stands still (a test's fake one,
         // with a session waiting on it).
-        await Task.WhenAny(_sessions.WhenIdle(), Task.Delay(_options.Limits.ShutdownTimeout));
+        await Task.WhenAny(_sessions.WhenIdle(), Task.Delay(Context.Configuration.Options.Limits.ShutdownTimeout));
         await _stopDelivery.CancelAsync();
         if (_delivery is not null)
         {
@@ -173,6 +191,10 @@ public sealed class PosternServer : IAsyncDisposable
         if (_control is not null)
         {
             await _control;
+        }
+        if (_pickup is not null)
+        {
+            await _pickup;
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
         Log.Stopped(_logger, _sessions.Count);

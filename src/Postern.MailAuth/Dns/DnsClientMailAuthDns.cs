@@ -4,18 +4,33 @@ using DnsClient.Protocol;
 
 namespace Postern.MailAuth.Dns;
 
+/// <summary>
+/// A DNS question that got no usable answer: the server that failed (IP:port, or the servers asked
+/// when none answered), the question, and why (a timeout, SERVFAIL, REFUSED, a network error).
+/// </summary>
+public sealed record DnsFailure(string Server, string Name, string Type, string Reason);
+
 /// <summary><see cref="IMailAuthDns"/> over DnsClient, against the given servers (the system resolvers when none).</summary>
 public sealed class DnsClientMailAuthDns : IMailAuthDns
 {
     private readonly ILookupClient _dns;
+    private readonly Action<DnsFailure>? _failed;
 
     public DnsClientMailAuthDns(IReadOnlyList<NameServer> servers, TimeSpan timeout)
         : this(CreateClient(servers, timeout))
     {
     }
 
-    /// <summary>Over a client made by <see cref="CreateClient"/>, shared with the MX lookups (one cache).</summary>
-    public DnsClientMailAuthDns(ILookupClient client) => _dns = client;
+    /// <summary>
+    /// Over a client made by <see cref="CreateClient"/>, shared with the MX lookups (one cache).
+    /// <paramref name="failed"/> hears of every temporary error (this project has no logger: the
+    /// server logs it), so that an administrator learns which DNS server let a check down.
+    /// </summary>
+    public DnsClientMailAuthDns(ILookupClient client, Action<DnsFailure>? failed = null)
+    {
+        _dns = client;
+        _failed = failed;
+    }
 
     /// <summary>
     /// The resolver settings of delivery and mail authentication: answers kept for their TTL
@@ -65,13 +80,19 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
             || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             // No answer, whatever the reason: a temporary error, never a crash of the check.
+            // DnsClient's own message names the server it gave up on ("... on 192.0.2.53:53 timed out").
+            _failed?.Invoke(new DnsFailure(string.Join(", ", _dns.NameServers), name, type.ToString(), e.Message));
             return DnsAnswer<T>.TempError;
         }
-        return response.Header.ResponseCode switch
+        switch (response.Header.ResponseCode)
         {
-            DnsHeaderResponseCode.NoError => new DnsAnswer<T>(DnsStatus.Ok, records(response).ToList()),
-            DnsHeaderResponseCode.NotExistentDomain => DnsAnswer<T>.NxDomain,
-            _ => DnsAnswer<T>.TempError,
-        };
+            case DnsHeaderResponseCode.NoError:
+                return new DnsAnswer<T>(DnsStatus.Ok, records(response).ToList());
+            case DnsHeaderResponseCode.NotExistentDomain:
+                return DnsAnswer<T>.NxDomain;
+            case var code:
+                _failed?.Invoke(new DnsFailure(response.NameServer?.ToString() ?? string.Join(", ", _dns.NameServers), name, type.ToString(), $"answered {code}"));
+                return DnsAnswer<T>.TempError;
+        }
     }
 }

@@ -24,15 +24,30 @@ public enum RecipientKind
 /// such forms are just unknown local parts, so they can never relay; an SRS address relays only with
 /// a hash made with our secret.
 /// </summary>
-public sealed class AddressBook(IReadOnlyCollection<string> domains, AccountStore accounts, Func<IReadOnlyDictionary<string, List<string>>> aliases,
+/// <remarks>The local domains are those of the configuration in force (<paramref name="domains"/>, lower case), read at each lookup: a reload adds or removes one at once.</remarks>
+public sealed class AddressBook(Func<IReadOnlySet<string>> domains, AccountStore accounts, Func<IReadOnlyDictionary<string, List<string>>> aliases,
     SrsRewriter? srs = null)
 {
     private const int MaxExpansionDepth = 8;
-    private readonly HashSet<string> _domains = new(domains.Select(d => d.ToLowerInvariant()), StringComparer.Ordinal);
+
+    /// <summary>A fixed set of local domains.</summary>
+    public AddressBook(IReadOnlyCollection<string> domains, AccountStore accounts, Func<IReadOnlyDictionary<string, List<string>>> aliases, SrsRewriter? srs = null)
+        : this(Fixed(domains), accounts, aliases, srs)
+    {
+    }
+
+    private static Func<IReadOnlySet<string>> Fixed(IReadOnlyCollection<string> domains)
+    {
+        IReadOnlySet<string> set = new HashSet<string>(domains.Select(d => d.ToLowerInvariant()), StringComparer.Ordinal);
+        return () => set;
+    }
 
     public AccountStore Accounts => accounts;
 
-    public bool IsLocalDomain(string domain) => _domains.Contains(domain.ToLowerInvariant());
+    /// <summary>The same book with a fixed set of local domains (a session's, for one transaction).</summary>
+    public AddressBook WithDomains(IReadOnlySet<string> local) => new(() => local, accounts, aliases, srs);
+
+    public bool IsLocalDomain(string domain) => domains().Contains(domain.ToLowerInvariant());
 
     public RecipientKind Classify(Mailbox m)
     {

@@ -16,7 +16,7 @@ namespace Postern.Server.Accounts;
 /// addresses the account logged in from lately are let through (kept in memory, bounded).
 /// The failure tables are attacker-fed, so they are bounded too.
 /// </summary>
-public sealed class AuthFailures(TimeProvider time, AccountsOptions options, BanList bans)
+public sealed class AuthFailures(TimeProvider time, Func<AccountsOptions> current, BanList bans)
 {
     private const int MaxEntries = 50_000;
     private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(8);
@@ -32,6 +32,9 @@ public sealed class AuthFailures(TimeProvider time, AccountsOptions options, Ban
     }
 
     public BanList Bans => bans;
+
+    // The settings in force (a reload changes them); the failures counted and the bans stay.
+    private AccountsOptions options => current();
 
     /// <summary>The keys one attempt counts against: ip, then net (IPv6 only), then user.</summary>
     public static IEnumerable<string> Keys(IPAddress ip, string? user)
@@ -96,6 +99,7 @@ public sealed class AuthFailures(TimeProvider time, AccountsOptions options, Ban
     /// </summary>
     public (int Failures, TimeSpan Delay, IReadOnlyList<Ban> NewBans) RecordFailure(IPAddress ip, string? user)
     {
+        var options = current(); // one set of settings for the whole failure, even across a reload
         var now = time.GetUtcNow();
         var newBans = new List<Ban>();
         var ipFailures = 0;
@@ -125,7 +129,8 @@ public sealed class AuthFailures(TimeProvider time, AccountsOptions options, Ban
                 "user" => options.MaxAuthFailuresPerAccount,
                 _ => options.MaxAuthFailures,
             };
-            if (failures == limit && bans.Active(key) is null)
+            // At the limit, or past it when a reload lowered the limit under a count already made.
+            if (failures >= limit && bans.Active(key) is null)
             {
                 var level = bans.Level(key) + 1;
                 var length = TimeSpan.FromTicks((long)Math.Min(options.LockoutDuration.Ticks * Math.Pow(2, Math.Min(level - 1, 20)), options.MaxLockoutDuration.Ticks));

@@ -99,6 +99,12 @@ public static class ConfigurationLoader
                 : e.InnerException is null ? "" : $" ({e.InnerException.Message})";
             throw new ConfigurationException($"{configFile}: {e.Message}{where}");
         }
+        // Every unknown key and badly typed value at once, in the docs' words; then the binder (which stops at the first).
+        var shape = ConfigurationShape.Check(root);
+        if (shape.Count > 0)
+        {
+            throw new ConfigurationException(string.Join(Environment.NewLine, shape));
+        }
         var options = new PosternOptions();
         try
         {
@@ -222,7 +228,10 @@ public static class ConfigurationLoader
         Check(o.Tls.ExpiryWarning >= TimeSpan.Zero && o.Tls.ExpiryWarning <= TimeSpan.FromDays(365), "Tls.ExpiryWarning", "must be between 0 and 365 days");
         for (var i = 0; i < o.Relay.TrustedNetworks.Count; i++)
         {
-            Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
+            Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out var trusted), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
+            // A trusted network may relay anywhere without AUTH: one that spans the whole address space is an open relay.
+            Check(trusted.PrefixLength > 0 || !IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]",
+                $"'{o.Relay.TrustedNetworks[i]}' is every address: anyone could relay through this server (an open relay); list only your own networks, and let your users authenticate");
         }
         if (o.Relay.Smarthost is { } sh)
         {
@@ -290,12 +299,18 @@ public static class ConfigurationLoader
         Check(o.Limits.TarpitDelay >= TimeSpan.Zero && o.Limits.TarpitDelay <= TimeSpan.FromSeconds(30), "Limits.TarpitDelay", "must be between 0 and 30 seconds");
         Check(o.Limits.ShutdownTimeout >= TimeSpan.Zero, "Limits.ShutdownTimeout", "must not be negative");
         Check(!string.IsNullOrWhiteSpace(o.Accounts.PasswdFile), "Accounts.PasswdFile", "is required");
+        Check(Enum.IsDefined(o.Logging.Level), "Logging.Level", "must be trace, debug, information, warning, error, critical or none");
+        Check(Enum.IsDefined(o.Logging.Format), "Logging.Format", "must be keyvalue or json");
         Check(o.Accounts.MaxAuthFailures >= 1, "Accounts.MaxAuthFailures", "must be at least 1");
         Check(o.Accounts.MaxAuthFailuresPerAccount >= 1, "Accounts.MaxAuthFailuresPerAccount", "must be at least 1");
         Check(o.Accounts.MaxLockoutDuration >= o.Accounts.LockoutDuration, "Accounts.MaxLockoutDuration", "must be at least Accounts.LockoutDuration");
         Check(o.Accounts.FailureDelay >= TimeSpan.Zero && o.Accounts.FailureDelay <= TimeSpan.FromMinutes(1), "Accounts.FailureDelay", "must be between 0 and 1 minute");
         Check(o.Accounts.FailureWindow > TimeSpan.Zero, "Accounts.FailureWindow", "must be positive");
         Check(o.Accounts.LockoutDuration > TimeSpan.Zero, "Accounts.LockoutDuration", "must be positive");
+        for (var i = 0; i < o.Sendmail.TrustedUsers.Count; i++)
+        {
+            Check(System.Text.RegularExpressions.Regex.IsMatch(o.Sendmail.TrustedUsers[i] ?? "", @"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$"), $"Sendmail.TrustedUsers[{i}]", $"'{o.Sendmail.TrustedUsers[i]}' is not a Unix user name");
+        }
         foreach (var (key, targets) in o.Aliases)
         {
             var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;

@@ -12,6 +12,13 @@ public sealed class PosternOptions
     /// <summary>Where the queue, mailboxes, passwd file and keys live. Required.</summary>
     public string DataDirectory { get; set; } = "";
 
+    /// <summary>
+    /// The Unix user `serve` runs as when started as root (it binds its ports first, then switches),
+    /// and the user every other verb run as root acts as. Default: none, which means the owner of
+    /// <see cref="DataDirectory"/>: so nothing made by root is ever left in it (Postfix's mail_owner).
+    /// </summary>
+    public string? User { get; set; }
+
     /// <summary>Domains this server receives mail for. Required (at least one).</summary>
     public List<string> Domains { get; set; } = [];
 
@@ -27,6 +34,8 @@ public sealed class PosternOptions
     public MailAuthOptions MailAuth { get; set; } = new();
     public DnsblOptions Dnsbl { get; set; } = new();
     public AccountsOptions Accounts { get; set; } = new();
+    public LoggingOptions Logging { get; set; } = new();
+    public SendmailOptions Sendmail { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
@@ -111,6 +120,27 @@ public sealed class SmarthostOptions
     public string? PasswordFile { get; set; }
     /// <summary>Refuse a smarthost whose certificate is not valid for Host. Default true: the password goes there.</summary>
     public bool VerifyCertificate { get; set; } = true;
+}
+
+/// <summary>How log lines look (docs/telemetry.md).</summary>
+public enum LogFormat
+{
+    /// <summary><c>TIME LEVEL event=NAME key=value ...</c>: for people and grep.</summary>
+    KeyValue,
+    /// <summary>One JSON object per line: for log shippers.</summary>
+    Json,
+}
+
+public sealed class LoggingOptions
+{
+    /// <summary>
+    /// The lowest level logged: trace, debug, information, warning, error, critical or none. Default
+    /// information: every event of the catalogue (docs/telemetry.md) and nothing of the libraries' own chatter.
+    /// </summary>
+    public Microsoft.Extensions.Logging.LogLevel Level { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
+    /// <summary>keyvalue or json. Default keyvalue: one line a person can read and grep (SPEC §7).</summary>
+    public LogFormat Format { get; set; } = LogFormat.KeyValue;
 }
 
 public sealed class DnsOptions
@@ -335,4 +365,16 @@ public sealed class AccountsOptions
 
     /// <summary>Delay before the first 535 reply; doubles per failure from that IP up to 8 s. Default 1 second.</summary>
     public TimeSpan FailureDelay { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>`postern sendmail` and the pickup of DATA/maildrop/ (docs/security.md, Local submission).</summary>
+public sealed class SendmailOptions
+{
+    /// <summary>
+    /// Unix users who may give any envelope sender with `sendmail -f` (as Postfix's and Sendmail's
+    /// trusted users). root and the user the server runs as always may; everyone else may give only
+    /// their own address (NAME@Hostname or NAME+tag@Hostname). Default: none, so that a local user
+    /// cannot send as someone else.
+    /// </summary>
+    public List<string> TrustedUsers { get; set; } = [];
 }

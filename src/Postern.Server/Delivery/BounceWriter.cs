@@ -23,7 +23,8 @@ public enum DsnAction
 /// original envelope sender. Never to &lt;&gt;: a message that had no sender (itself a bounce) is
 /// reported to the postmaster instead, and a failure of that report is not reported again.
 /// </summary>
-public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, string postmasterDomain, TimeSpan maxLifetime, TimeProvider time)
+/// <remarks>The postmaster's domain (the first of Domains) and Delivery.MaxQueueLifetime are those in force when a report is written.</remarks>
+public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, Func<string> postmasterDomain, Func<TimeSpan> maxLifetime, TimeProvider time)
 {
     private const int MaxReturnedOctets = 256 * 1024;
 
@@ -52,7 +53,7 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         }
         else
         {
-            to = $"postmaster@{postmasterDomain}";
+            to = $"postmaster@{postmasterDomain()}";
         }
         var now = time.GetUtcNow();
         var report = new MultipartReport("delivery-status");
@@ -94,7 +95,7 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
             group.Add("Last-Attempt-Date", DateUtils.FormatDate(r.LastAttempt ?? now));
             if (action == DsnAction.Delayed)
             {
-                group.Add("Will-Retry-Until", DateUtils.FormatDate(envelope.Received + maxLifetime));
+                group.Add("Will-Retry-Until", DateUtils.FormatDate(envelope.Received + maxLifetime()));
             }
             status.StatusGroups.Add(group);
         }

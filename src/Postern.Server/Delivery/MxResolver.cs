@@ -32,6 +32,7 @@ public sealed class MxResolver
 {
     private readonly ILookupClient _dns;
     private readonly Random _random;
+    private readonly Action<Postern.MailAuth.Dns.DnsFailure>? _failed;
 
     public MxResolver(IReadOnlyList<string> servers, TimeSpan? timeout = null, Random? random = null)
         : this(Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(servers.Select(ParseServer).ToList(), timeout ?? TimeSpan.FromSeconds(5)), random)
@@ -39,10 +40,12 @@ public sealed class MxResolver
     }
 
     /// <summary>Over a shared client (the server's one, whose cache mail authentication uses too).</summary>
-    public MxResolver(ILookupClient client, Random? random = null)
+    /// <summary>Over a shared client (the server's one, whose cache mail authentication uses too); <paramref name="failed"/> hears of each DNS failure.</summary>
+    public MxResolver(ILookupClient client, Random? random = null, Action<Postern.MailAuth.Dns.DnsFailure>? failed = null)
     {
         _dns = client;
         _random = random ?? Random.Shared;
+        _failed = failed;
     }
 
     /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default).</summary>
@@ -149,13 +152,21 @@ public sealed class MxResolver
         }
         catch (DnsResponseException e)
         {
+            // DnsClient's message names the server it gave up on ("... on 192.0.2.53:53 timed out ...").
+            _failed?.Invoke(new Postern.MailAuth.Dns.DnsFailure(string.Join(", ", _dns.NameServers), name, type.ToString(), e.Message));
             return (null, new MxResolution.Temporary($"DNS {type} {name}: {e.Message}"));
         }
-        return response.Header.ResponseCode switch
+        switch (response.Header.ResponseCode)
         {
-            DnsHeaderResponseCode.NoError => (response, null),
-            DnsHeaderResponseCode.NotExistentDomain => (null, new MxResolution.NoSuchDomain($"{name} does not exist (NXDOMAIN)")),
-            var code => (null, new MxResolution.Temporary($"DNS {type} {name}: {code}")),
-        };
+            case DnsHeaderResponseCode.NoError:
+                return (response, null);
+            case DnsHeaderResponseCode.NotExistentDomain:
+                return (null, new MxResolution.NoSuchDomain($"{name} does not exist (NXDOMAIN)"));
+            case var code:
+                // SERVFAIL, REFUSED...: say which server answered so, the one to look at.
+                var server = response.NameServer?.ToString() ?? string.Join(", ", _dns.NameServers);
+                _failed?.Invoke(new Postern.MailAuth.Dns.DnsFailure(server, name, type.ToString(), $"answered {code}"));
+                return (null, new MxResolution.Temporary($"DNS {type} {name}: {server} answered {code}"));
+        }
     }
 }

@@ -20,13 +20,21 @@ namespace Postern.Server.Delivery;
 /// message (queue/hold/ID) is not processed at all. What `postern queue` asks of a message (retry,
 /// bounce) is applied by the worker that takes it, before anything else (QueueRunner.Control.cs).
 /// </summary>
-public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? remote, BounceWriter? bounces,
-    Configuration.DeliveryOptions options, ILogger logger, TimeProvider time, QueueControl? control = null)
+/// <remarks>
+/// The worker counts and Delivery.DestinationConcurrency are those of the start. The rest of
+/// Delivery (retry delays, lifetime, warnings, Discard) and the way out for remote mail (by MX or
+/// through the smarthost) come from <see cref="Configuration"/>, the configuration in force at each
+/// attempt, when it is set (a reload changes them); otherwise from the constructor's.
+/// </remarks>
+public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? startRemote, BounceWriter? bounces,
+    Configuration.DeliveryOptions startOptions, ILogger logger, TimeProvider time, QueueControl? control = null)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
-    private readonly int workers = options.LocalConcurrency + options.RemoteConcurrency;
-    private readonly bool discard = options.Discard;
-    private readonly DestinationLimiter _destinations = new(options.DestinationConcurrency, time);
+    private readonly int workers = startOptions.LocalConcurrency + startOptions.RemoteConcurrency;
+    private readonly DestinationLimiter _destinations = new(startOptions.DestinationConcurrency, time);
+
+    /// <summary>The configuration in force (PosternServer sets it); null: the constructor's options and remote delivery, always.</summary>
+    public Func<Configuration.ServerConfiguration>? Configuration { get; init; }
     private readonly Channel<(QueueId Id, SpooledMessage? Known)> _fresh = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
     private readonly Channel<(QueueId Id, SpooledMessage? Known)> _retries = Channel.CreateUnbounded<(QueueId, SpooledMessage?)>();
     // Ids being processed; the value says whether another pass was asked for meanwhile.
@@ -162,6 +170,11 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         }
         var state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
         var now = time.GetUtcNow();
+        // One configuration for the whole attempt, even when a reload comes meanwhile.
+        var config = Configuration?.Invoke();
+        var options = config?.Options.Delivery ?? startOptions;
+        var remote = config is null ? startRemote : config.Remote;
+        var discard = options.Discard;
         var changed = order is not null && ApplyOrder(message, state, order, now);
         foreach (var r in state.Recipients.ToList())
         {
@@ -169,14 +182,14 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             {
                 continue;
             }
-            var outcome = DeliverOne(message, r, state);
+            var outcome = DeliverOne(message, r, state, discard);
             changed = true;
             r.LastAttempt = now;
             Record(message, r, outcome, discard ? "discard" : "local", now);
         }
         if (!discard && remote is not null)
         {
-            changed |= await DeliverRemoteAsync(message, state, now, cancellationToken).ConfigureAwait(false);
+            changed |= await DeliverRemoteAsync(message, state, now, remote, options, cancellationToken).ConfigureAwait(false);
         }
         // Tell the sender (one report per kind and pass), before the state says it was told.
         if (bounces is not null && File.Exists(message.Path))
@@ -267,7 +280,8 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     /// Remote recipients that are due, grouped by domain, each group in one SMTP transaction per host.
     /// A group whose destination is at its limit stays as it is; the message comes back when a slot frees.
     /// </summary>
-    private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, IRemoteDelivery remote, Configuration.DeliveryOptions options,
+        CancellationToken cancellationToken)
     {
         var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
         var changed = false;
@@ -275,7 +289,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         // alias's domain (SRS sender, ARC set), apart from mail sent to the domain directly.
         foreach (var group in due.GroupBy(r => (Domain: DomainOf(r.Address).ToLowerInvariant(), Forwarder: r.Original is null ? null : DomainOf(r.Original).ToLowerInvariant())))
         {
-            var destination = remote!.Destination(group.Key.Domain);
+            var destination = remote.Destination(group.Key.Domain);
             if (!_destinations.TryEnter(destination))
             {
                 _ = WakeWhenFreeAsync(message.Id, destination);
@@ -385,7 +399,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             via?.Tls ?? "-", status, delay, r.Detail ?? "");
     }
 
-    private DeliveryOutcome DeliverOne(SpooledMessage message, RecipientState r, DeliveryState state)
+    private DeliveryOutcome DeliverOne(SpooledMessage message, RecipientState r, DeliveryState state, bool discard)
     {
         if (discard)
         {

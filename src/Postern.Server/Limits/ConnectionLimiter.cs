@@ -6,9 +6,15 @@ namespace Postern.Server.Limits;
 /// Open connections in total and per client (SPEC §2 Limits; a client is an IPv4 address or an IPv6
 /// /64, see <see cref="ClientKey"/>). Refused connections are answered 421 4.7.0 at connect. The
 /// per-client table only holds clients with an open connection, so it is bounded by the total limit.
+/// The limits are read at each connection (a reload changes them); the counts of open connections stay.
 /// </summary>
-public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
+public sealed class ConnectionLimiter(Func<(int Total, int PerIp)> limits)
 {
+    public ConnectionLimiter(int maxTotal, int maxPerIp)
+        : this(() => (maxTotal, maxPerIp))
+    {
+    }
+
     private readonly Dictionary<IPAddress, int> _perIp = [];
     private readonly object _gate = new();
     private int _total;
@@ -20,6 +26,7 @@ public sealed class ConnectionLimiter(int maxTotal, int maxPerIp)
     public Result TryAcquire(IPAddress ip)
     {
         ip = ClientKey.For(ip);
+        var (maxTotal, maxPerIp) = limits();
         lock (_gate)
         {
             if (_total >= maxTotal)

@@ -56,21 +56,26 @@ public sealed class Dnsbl
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly int _capacity;
+    /// <summary>The DNS servers asked, for the line of a list that did not answer in time (null with a test's seam).</summary>
+    private readonly string? _servers;
     private readonly Dictionary<IPAddress, Task<DnsblVerdict>> _verdicts = [];
     private readonly Dictionary<string, (DateTimeOffset Logged, int Suppressed)> _failureLog = new(StringComparer.Ordinal);
 
     /// <summary>Asks DNS with DnsClient, against Dns.Servers (the system resolvers when empty).</summary>
     public Dnsbl(DnsblOptions options, DnsOptions dns, ILogger logger, TimeProvider time)
-        : this(options, DnsLookup(dns, options.Timeout), logger, time)
+        : this(options, DnsLookup(dns, options.Timeout), logger, time, servers: ServersAsked(dns))
     {
     }
+
+    private static string ServersAsked(DnsOptions dns) => dns.Servers.Count == 0 ? "the system resolvers" : string.Join(", ", dns.Servers);
 
     /// <summary>
     /// With <paramref name="lookup"/> as the seam to DNS (tests give their own): the A records of a
     /// name, empty for NXDOMAIN or no data; it throws, with a message saying why, on any failure.
     /// </summary>
-    internal Dnsbl(DnsblOptions options, Func<string, CancellationToken, Task<IReadOnlyList<IPAddress>>> lookup, ILogger logger, TimeProvider time, int capacity = 100_000)
+    internal Dnsbl(DnsblOptions options, Func<string, CancellationToken, Task<IReadOnlyList<IPAddress>>> lookup, ILogger logger, TimeProvider time, int capacity = 100_000, string? servers = null)
     {
+        _servers = servers;
         _options = options;
         _block = options.Lists.Select(l => new DnsList(l.Zone, l.Weight, l.Answers)).ToList();
         _allow = options.AllowLists.Select(l => new DnsList(l.Zone, l.Weight, l.Answers)).ToList();
@@ -205,7 +210,7 @@ public sealed class Dnsbl
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {
-            return new ListAnswer.Failed($"no answer within Dnsbl.Timeout ({_options.Timeout.TotalSeconds:0.###} s)");
+            return new ListAnswer.Failed($"no answer within Dnsbl.Timeout ({_options.Timeout.TotalSeconds:0.###} s)" + (_servers is null ? "" : $" from {_servers}"));
         }
         catch (Exception e)
         {
@@ -247,7 +252,7 @@ public sealed class Dnsbl
         options.Timeout = TimeSpan.FromTicks(Math.Max(TimeSpan.TicksPerMillisecond, Math.Min(dns.Timeout.Ticks, total.Ticks / 2)));
         options.Retries = 1;
         var client = new LookupClient(options);
-        var servers = dns.Servers.Count == 0 ? "the system resolvers" : string.Join(", ", dns.Servers);
+        var servers = ServersAsked(dns);
         var noAnswer = $"no answer from {servers} (asked twice, {options.Timeout.TotalSeconds:0.###} s each)";
         return async (name, cancellationToken) =>
         {
@@ -265,7 +270,8 @@ public sealed class Dnsbl
             {
                 DnsHeaderResponseCode.NoError => response.Answers.ARecords().Select(a => a.Address).ToList(),
                 DnsHeaderResponseCode.NotExistentDomain => [],
-                var code => throw new DnsResponseException((DnsResponseCode)code, $"DNS answered {code}"),
+                // Named, so the line says which server to look at (SERVFAIL, REFUSED...).
+                var code => throw new DnsResponseException((DnsResponseCode)code, $"{response.NameServer?.ToString() ?? servers} answered {code}"),
             };
         };
     }

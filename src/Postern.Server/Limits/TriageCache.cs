@@ -5,9 +5,10 @@ namespace Postern.Server.Limits;
 /// <summary>
 /// Clients (by <see cref="ClientKey"/>) that passed connection triage recently, so that they pay the
 /// greeting pause once per Triage.CacheTime and not on every connection (as Postfix's postscreen
-/// cache). Bounded: at capacity, expired entries go first, then an eighth of the table.
+/// cache). Bounded: at capacity, expired entries go first, then an eighth of the table. Kept across
+/// reloads; a client is kept for the Triage.CacheTime in force when it passed.
 /// </summary>
-public sealed class TriageCache(TimeProvider time, TimeSpan keep, int capacity = 100_000)
+public sealed class TriageCache(TimeProvider time, int capacity = 100_000)
 {
     private readonly Dictionary<IPAddress, DateTimeOffset> _passed = [];
 
@@ -28,7 +29,7 @@ public sealed class TriageCache(TimeProvider time, TimeSpan keep, int capacity =
         }
     }
 
-    public void Pass(IPAddress ip)
+    public void Pass(IPAddress ip, TimeSpan keep)
     {
         var now = time.GetUtcNow();
         lock (_passed)

@@ -37,9 +37,10 @@ public sealed class CertificateReloader : IDisposable
     private static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(50);
 
     private readonly object _gate = new();
-    private readonly string _certPath;
-    private readonly string _keyPath;
-    private readonly TimeSpan _expiryWarning;
+    // Changed only by Use (a configuration reload), under _gate.
+    private string _certPath;
+    private string _keyPath;
+    private TimeSpan _expiryWarning;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly List<FileSystemWatcher> _watchers = [];
@@ -154,6 +155,42 @@ public sealed class CertificateReloader : IDisposable
         }
         CheckExpiry();
         return true;
+    }
+
+    /// <summary>
+    /// Serves <paramref name="loaded"/>, the pair at <paramref name="paths"/>, from the next handshake
+    /// on, and watches those files from now on: a configuration reload that changed Tls. The caller
+    /// loaded the pair first (TlsCertificates.Load), so a pair that does not load never gets here and
+    /// the reload is refused instead.
+    /// </summary>
+    public void Use((string Cert, string Key) paths, ServedCertificate loaded, TimeSpan expiryWarning)
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            var moved = paths != (_certPath, _keyPath);
+            (_certPath, _keyPath) = paths;
+            _expiryWarning = expiryWarning;
+            _servedStamp = PairStamp.Of(_certPath, _keyPath);
+            _brokenStamp = null;
+            _reportedStamp = null;
+            Volatile.Write(ref _current, loaded);
+            ServerOptions.ServerCertificateContext = loaded.Context;
+            if (moved && _poll is not null)
+            {
+                foreach (var w in _watchers)
+                {
+                    w.Dispose();
+                }
+                _watchers.Clear();
+                Watch();
+            }
+        }
+        Log.TlsReloaded(_logger, paths.Cert, loaded.Subject, loaded.NotAfterText, loaded.Fingerprint);
+        CheckExpiry();
     }
 
     /// <summary>

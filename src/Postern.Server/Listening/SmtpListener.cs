@@ -32,17 +32,11 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket!.LocalEndPoint!;
 
-    public void Bind()
+    /// <summary>Listens on a bound socket (<see cref="ListenerSocket.Bind"/>) and serves on it.</summary>
+    public void Use(Socket bound)
     {
-        var endpoint = IPEndPoint.Parse(options.Endpoint);
-        _socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
-        {
-            _socket.DualMode = true;
-        }
-        _socket.Bind(endpoint);
-        _socket.Listen(512);
+        bound.Listen(512);
+        _socket = bound;
     }
 
     /// <summary>Accepts until <paramref name="stop"/> fires.</summary>
@@ -92,7 +86,7 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         if (verdict != ConnectionLimiter.Result.Accepted)
         {
             var reply = verdict == ConnectionLimiter.Result.TooManyTotal ? Reply.TooManyConnections : Reply.TooManyConnectionsFromIp;
-            Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, reply.Text);
+            Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, RefusalReason.ConnectionLimit.Word(), reply.Text);
             Metrics.Connections.Add(1, new("listener", options.Name), new("result", "refused"));
             try
             {

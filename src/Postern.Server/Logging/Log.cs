@@ -23,8 +23,8 @@ public static partial class Log
     [LoggerMessage(10, LogLevel.Information, "session={session} listener={listener} ip={ip} port={port}", EventName = "connect")]
     public static partial void Connect(ILogger logger, string session, string listener, string ip, int port);
 
-    [LoggerMessage(11, LogLevel.Warning, "session={session} listener={listener} ip={ip} code={code} reason={reason}", EventName = "connection_refused")]
-    public static partial void ConnectionRefused(ILogger logger, string session, string listener, string ip, int code, string reason);
+    [LoggerMessage(11, LogLevel.Warning, "session={session} listener={listener} ip={ip} code={code} reason={reason} detail={detail}", EventName = "connection_refused")]
+    public static partial void ConnectionRefused(ILogger logger, string session, string listener, string ip, int code, string reason, string detail);
 
     [LoggerMessage(12, LogLevel.Information, "session={session} ip={ip} helo={helo} messages={messages} rcpts={rcpts} errors={errors} commands={commands} reason={reason}", EventName = "disconnect")]
     public static partial void Disconnect(ILogger logger, string session, string ip, string? helo, int messages, int rcpts, int errors, int commands, string reason);
@@ -47,8 +47,9 @@ public static partial class Log
     [LoggerMessage(18, LogLevel.Information, "key={key} by={by}", EventName = "ban_released")]
     public static partial void BanReleased(ILogger logger, string key, string by);
 
-    [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason}", EventName = "rejected")]
-    public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason);
+    /// <summary>Any refusal; <paramref name="reason"/> is a word of <see cref="RefusalReason"/>, <paramref name="detail"/> the particulars.</summary>
+    [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason} detail={detail}", EventName = "rejected")]
+    public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason, string detail);
 
     [LoggerMessage(21, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} from={from} rcpts={rcpts} size={size} user={user} protocol={protocol}", EventName = "accepted")]
     public static partial void Accepted(ILogger logger, string queue_id, string session, string ip, string from, int rcpts, long size, string? user, string protocol);
@@ -114,9 +115,43 @@ public static partial class Log
     [LoggerMessage(144, LogLevel.Error, "file={file} subject={subject} not_after={not_after} days_left={days_left} fingerprint={fingerprint}", EventName = "tls_certificate_expired")]
     public static partial void TlsCertificateExpired(ILogger logger, string file, string subject, string not_after, int days_left, string fingerprint);
 
+    // Refusal reasons and DNS failures: ids 150-159.
+    [LoggerMessage(150, LogLevel.Information, "queue_id={queue_id} session={session} ip={ip} reason={reason} folder={folder} detail={detail}", EventName = "quarantined")]
+    public static partial void Quarantined(ILogger logger, string queue_id, string session, string ip, string reason, string folder, string detail);
+
+    [LoggerMessage(151, LogLevel.Warning, "server={server} query={query} type={type} reason={reason} suppressed={suppressed}", EventName = "dns_failed")]
+    public static partial void DnsFailed(ILogger logger, string server, string query, string type, string reason, int suppressed);
+
     [LoggerMessage(90, LogLevel.Warning, "zone={zone} ip={ip} reason={reason} suppressed={suppressed}", EventName = "dnsbl_failed")]
     public static partial void DnsblFailed(ILogger logger, string zone, string ip, string reason, int suppressed);
 
     [LoggerMessage(91, LogLevel.Information, "session={session} ip={ip} score={score} threshold={threshold} reason={reason}", EventName = "dnsbl_passed")]
     public static partial void DnsblPassed(ILogger logger, string session, string ip, int score, int threshold, string reason);
+
+    // Local submission (`postern sendmail`, Queue/Pickup): ids 160-169.
+    [LoggerMessage(160, LogLevel.Information, "queue_id={queue_id} uid={uid} user={user} from=<{from}> rcpts={rcpts} size={size}", EventName = "pickup")]
+    public static partial void Pickup(ILogger logger, string queue_id, uint uid, string user, string from, int rcpts, long size);
+
+    [LoggerMessage(161, LogLevel.Warning, "queue_id={queue_id} file={file} uid={uid} user={user} from=<{from}> reason={reason}", EventName = "pickup_refused")]
+    public static partial void PickupRefused(ILogger logger, string queue_id, string file, uint uid, string user, string from, string reason);
+
+    [LoggerMessage(162, LogLevel.Error, "file={file} uid={uid} user={user} moved_to={moved_to} reason={reason}", EventName = "pickup_bad_file")]
+    public static partial void PickupBadFile(ILogger logger, string file, string uid, string user, string moved_to, string reason);
+
+    [LoggerMessage(163, LogLevel.Error, "file={file} reason={reason}", EventName = "pickup_failed")]
+    public static partial void PickupFailed(ILogger logger, string file, string reason);
+
+    // Configuration reload (PosternServer.Reload.cs, SIGHUP or `postern reload`): ids 170-179. The
+    // event names are those of the file re-reads (30, 31) on purpose, so one grep finds every reload;
+    // a configuration reload is told apart by its trigger= field.
+#pragma warning disable SYSLIB1025 // the same event name as Reloaded and ReloadFailed, see above
+    [LoggerMessage(170, LogLevel.Information, "trigger={trigger} file={file} changed={changed} restart_needed={restart_needed}", EventName = "reloaded")]
+    public static partial void ConfigurationReloaded(ILogger logger, string trigger, string file, string changed, string restart_needed);
+
+    [LoggerMessage(171, LogLevel.Error, "trigger={trigger} file={file} errors={errors} reason={reason}", EventName = "reload_failed")]
+    public static partial void ConfigurationReloadFailed(ILogger logger, string trigger, string file, int errors, string reason);
+#pragma warning restore SYSLIB1025
+
+    [LoggerMessage(172, LogLevel.Warning, "key={key} running={running} configured={configured}", EventName = "restart_needed")]
+    public static partial void RestartNeeded(ILogger logger, string key, string running, string configured);
 }

@@ -26,6 +26,18 @@ public sealed record ControlReply(string Result, string Detail, bool Ok = true)
     /// <summary>Messages the action reached (flush: how many were retried).</summary>
     public int Messages { get; init; }
 
+    /// <summary>reload: the configuration file the server read again (null: the --dev defaults).</summary>
+    public string? File { get; init; }
+
+    /// <summary>reload: the settings applied (key paths, e.g. Limits.MaxMessageSize).</summary>
+    public List<string>? Changed { get; init; }
+
+    /// <summary>reload: the changed settings that need a restart (their running value is kept).</summary>
+    public List<string>? RestartNeeded { get; init; }
+
+    /// <summary>reload: every error of a refused configuration, each naming its key.</summary>
+    public List<string>? Errors { get; init; }
+
     public static ControlReply NotFound(string id) => new("not_found", $"no message {id} in the queue", Ok: false);
 }
 

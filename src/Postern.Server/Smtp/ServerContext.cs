@@ -7,30 +7,39 @@ using Postern.Server.Queue;
 
 namespace Postern.Server.Smtp;
 
-/// <summary>What every session shares: configuration, the spool, accounts and the clock.</summary>
+/// <summary>What every session shares: the configuration in force, the spool, accounts and the clock.</summary>
 public sealed class ServerContext
 {
-    public required PosternOptions Options { get; init; }
+    private Configuration.ServerConfiguration _configuration = null!;
+
+    /// <summary>The configuration in force: replaced whole by a reload (<see cref="Publish"/>), never changed in place.</summary>
+    public required Configuration.ServerConfiguration Configuration
+    {
+        get => Volatile.Read(ref _configuration);
+        init => _configuration = value;
+    }
+
+    /// <summary>Puts a new configuration in force: the next transaction of every session, and every later delivery attempt, uses it.</summary>
+    public void Publish(Configuration.ServerConfiguration configuration) => Volatile.Write(ref _configuration, configuration);
+
+    /// <summary>The options in force now (a session uses its own snapshot: SmtpSession.Options).</summary>
+    public PosternOptions Options => Configuration.Options;
+
     public required Spool Spool { get; init; }
     public required AddressBook AddressBook { get; init; }
     public required AuthFailures AuthFailures { get; init; }
     public required SslServerAuthenticationOptions Tls { get; init; }
     public required ILogger Logger { get; init; }
     public required TimeProvider Time { get; init; }
-    public required IReadOnlyList<IPNetwork> TrustedNetworks { get; init; }
     /// <summary>Called once a message is committed, so delivery starts at once (without reading the envelope back).</summary>
     public required Action<SpooledMessage> Committed { get; init; }
-    /// <summary>Rates per client address and per user (made on first use from Options and TrustedNetworks).</summary>
-    public Limits.ClientLimits ClientLimits => LazyInitializer.EnsureInitialized(ref _clientLimits, () => new Limits.ClientLimits(Options.Limits, Time, IsTrusted));
+    /// <summary>Rates per client address and per user (made on first use); the counters outlive every reload.</summary>
+    public Limits.ClientLimits ClientLimits => LazyInitializer.EnsureInitialized(ref _clientLimits, () => new Limits.ClientLimits(Time));
     private Limits.ClientLimits? _clientLimits;
 
-    /// <summary>Clients that passed connection triage lately (made on first use).</summary>
-    public Limits.TriageCache TriageCache => LazyInitializer.EnsureInitialized(ref _triageCache, () => new Limits.TriageCache(Time, Options.Triage.CacheTime));
+    /// <summary>Clients that passed connection triage lately (made on first use); kept across reloads.</summary>
+    public Limits.TriageCache TriageCache => LazyInitializer.EnsureInitialized(ref _triageCache, () => new Limits.TriageCache(Time));
     private Limits.TriageCache? _triageCache;
-
-    /// <summary>The DNS block and allow lists, with their cache of verdicts (made on first use, from Options.Dnsbl and Options.Dns).</summary>
-    public Limits.Dnsbl Dnsbl => LazyInitializer.EnsureInitialized(ref _dnsbl, () => new Limits.Dnsbl(Options.Dnsbl, Options.Dns, Logger, Time));
-    private Limits.Dnsbl? _dnsbl;
 
     /// <summary>The SPF checker (made on first use, asking Dns.Servers).</summary>
     public Postern.MailAuth.Spf.SpfEvaluator Spf => LazyInitializer.EnsureInitialized(ref _spf, () => new Postern.MailAuth.Spf.SpfEvaluator(MailAuthDns, Options.Hostname, Time));
@@ -54,19 +63,5 @@ public sealed class ServerContext
     /// <summary>Cancelled when the server starts draining (SIGTERM).</summary>
     public CancellationToken ShuttingDown { get; init; }
 
-    public bool IsTrusted(IPAddress ip)
-    {
-        if (ip.IsIPv4MappedToIPv6)
-        {
-            ip = ip.MapToIPv4();
-        }
-        foreach (var n in TrustedNetworks)
-        {
-            if (n.Contains(ip))
-            {
-                return true;
-            }
-        }
-        return false;
-    }
+    public bool IsTrusted(IPAddress ip) => Configuration.IsTrusted(ip);
 }

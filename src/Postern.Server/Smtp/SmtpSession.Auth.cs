@@ -15,17 +15,17 @@ public sealed partial class SmtpSession
     {
         if (_user is not null)
         {
-            Refuse("AUTH", Reply.AlreadyAuthenticated);
+            Refuse("AUTH", Reply.AlreadyAuthenticated, RefusalReason.BadSequence);
             return;
         }
         if (!IsTls)
         {
-            Refuse("AUTH", Reply.EncryptionRequiredForAuth);
+            Refuse("AUTH", Reply.EncryptionRequiredForAuth, RefusalReason.TlsRequired);
             return;
         }
         if (_ctx.AuthFailures.Banned(RemoteIp, null) is { } ban)
         {
-            Refuse("AUTH", Reply.AuthLockedOut, $"{ban.Key} banned until {ban.Until:u}");
+            Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{ban.Key} banned until {ban.Until:u}");
             return;
         }
         string? authzid = null, user, password;
@@ -45,7 +45,7 @@ public sealed partial class SmtpSession
                 // RFC 4616 §2: [authzid] NUL authcid NUL passwd
                 if (!AuthDecoder.TryParsePlain(plain, out var credentials))
                 {
-                    Refuse("AUTH", Reply.AuthBadBase64.WithText("Malformed PLAIN response"));
+                    Refuse("AUTH", Reply.AuthBadBase64.WithText("Malformed PLAIN response"), RefusalReason.Syntax);
                     return;
                 }
                 (authzid, user, password) = (credentials.AuthorizationId, credentials.AuthenticationId, credentials.Password);
@@ -68,7 +68,7 @@ public sealed partial class SmtpSession
                 }
                 break;
             default:
-                Refuse("AUTH", Reply.UnrecognizedAuthMechanism);
+                Refuse("AUTH", Reply.UnrecognizedAuthMechanism, RefusalReason.NotImplemented, $"mechanism {auth.Mechanism}");
                 return;
         }
         user = user.Trim();
@@ -81,7 +81,7 @@ public sealed partial class SmtpSession
         else if (_ctx.AuthFailures.Banned(RemoteIp, user) is { } accountBan)
         {
             // The account is under attack: refused without trying the password, so guessing goes nowhere.
-            Refuse("AUTH", Reply.AuthLockedOut, $"{accountBan.Key} banned until {accountBan.Until:u}");
+            Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{accountBan.Key} banned until {accountBan.Until:u}");
             return;
         }
         else if (await _ctx.AddressBook.Accounts.VerifyAsync(user, password, CancellationToken.None))
@@ -110,7 +110,7 @@ public sealed partial class SmtpSession
         }
         await FlushAsync();
         await wait;
-        Refuse("AUTH", reason.StartsWith("authorization", StringComparison.Ordinal) ? Reply.AuthzidMismatch : Reply.AuthFailed, reason);
+        Refuse("AUTH", reason.StartsWith("authorization", StringComparison.Ordinal) ? Reply.AuthzidMismatch : Reply.AuthFailed, RefusalReason.AuthFailed, reason);
     }
 
     /// <summary>Decodes one base64 AUTH line (<see cref="AuthDecoder"/>); "*" cancels (RFC 4954 §4). Sends the refusal itself.</summary>
@@ -123,10 +123,10 @@ public sealed partial class SmtpSession
         switch (AuthDecoder.DecodeLine(line, out text))
         {
             case AuthLineStatus.Cancelled:
-                Refuse("AUTH", Reply.AuthCancelled);
+                Refuse("AUTH", Reply.AuthCancelled, RefusalReason.AuthCancelled);
                 return false;
             case AuthLineStatus.BadBase64:
-                Refuse("AUTH", Reply.AuthBadBase64);
+                Refuse("AUTH", Reply.AuthBadBase64, RefusalReason.Syntax);
                 return false;
             default:
                 return true;

@@ -73,14 +73,14 @@ public sealed partial class SmtpSession
 
     private static readonly SmtpReply NulInContent = Reply.TextLineTooLong.WithText("Message content has a NUL character");
 
-    /// <summary>The refusal for content that broke a rule, or null when it may be committed.</summary>
-    private SmtpReply? ContentRefusal(ContentReader content, HeaderGuard headers) =>
-        content.TooBig ? Reply.MessageTooBig
-        : content.LineTooLong ? Reply.TextLineTooLong
-        : content.HasNul ? NulInContent
-        : headers.HeaderBytes > Options.Limits.MaxHeaderSize ? Reply.HeaderTooLarge
-        : headers.Fields > Options.Limits.MaxHeaderFields ? Reply.TooManyHeaderFields
-        : headers.Hops > Options.Limits.MaxHops ? Reply.TooManyHops
+    /// <summary>The refusal (and its log reason) for content that broke a rule, or null when it may be committed.</summary>
+    private (SmtpReply Reply, RefusalReason Reason)? ContentRefusal(ContentReader content, HeaderGuard headers) =>
+        content.TooBig ? (Reply.MessageTooBig, RefusalReason.TooBig)
+        : content.LineTooLong ? (Reply.TextLineTooLong, RefusalReason.LineTooLong)
+        : content.HasNul ? (NulInContent, RefusalReason.BadContent)
+        : headers.HeaderBytes > Options.Limits.MaxHeaderSize ? (Reply.HeaderTooLarge, RefusalReason.TooBig)
+        : headers.Fields > Options.Limits.MaxHeaderFields ? (Reply.TooManyHeaderFields, RefusalReason.TooBig)
+        : headers.Hops > Options.Limits.MaxHops ? (Reply.TooManyHops, RefusalReason.TooManyHops)
         : null;
 
     /// <summary>Opens the spool file and writes the Received header; false (with the reply sent) if the disk refuses.</summary>
@@ -114,7 +114,7 @@ public sealed partial class SmtpSession
         {
             t.Abort();
             Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
-            Refuse("DATA", Reply.DiskFull);
+            Refuse("DATA", Reply.DiskFull, RefusalReason.DiskFull, e.Message);
             ResetTransaction();
             return false;
         }
@@ -138,11 +138,11 @@ public sealed partial class SmtpSession
     }
 
     /// <summary>Commits, or refuses, the message whose content has been read to its end.</summary>
-    private async Task FinishMessageAsync(Transaction t, long size, SmtpReply? refusal)
+    private async Task FinishMessageAsync(Transaction t, long size, (SmtpReply Reply, RefusalReason Reason)? refusal)
     {
-        if (refusal is not null)
+        if (refusal is { } r)
         {
-            Refuse(t.Bdat is null ? "DATA" : "BDAT", refusal, $"size={size}");
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", r.Reply, r.Reason, $"{r.Reply.Text} (size {size})");
             ResetTransaction();
             return;
         }
@@ -162,7 +162,7 @@ public sealed partial class SmtpSession
             t.Writer = null;
             Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
             // The storage refused (full disk, failed write or fsync): 452 4.3.1, nothing acknowledged.
-            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DiskFull);
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DiskFull, RefusalReason.DiskFull, e.Message);
             ResetTransaction();
             return;
         }
@@ -170,6 +170,11 @@ public sealed partial class SmtpSession
         _messages++;
         _recipients += t.Recipients.Count;
         Log.Accepted(_ctx.Logger, t.Id.Value, _id, Ip, t.Mail.From.ToString(), t.Recipients.Count, size, _user, ProtocolName(t));
+        if (t.Quarantine is { } why)
+        {
+            // Accepted, but filed as junk: a line of its own, so a quarantine is never silent.
+            Log.Quarantined(_ctx.Logger, t.Id.Value, _id, Ip, RefusalReason.Dmarc.Word(), t.Envelope!.Folder ?? "", why);
+        }
         Metrics.MessagesAccepted.Add(1, new KeyValuePair<string, object?>("listener", _listener.Name));
         Metrics.BytesAccepted.Add(size, new KeyValuePair<string, object?>("listener", _listener.Name));
         Send(Reply.Queued(t.Id.Value));
@@ -180,7 +185,7 @@ public sealed partial class SmtpSession
 
     private void RefuseContentAndClose(string command)
     {
-        Refuse(command, Reply.BareLineEndingInData);
+        Refuse(command, Reply.BareLineEndingInData, RefusalReason.BareLineEnding);
         ResetTransaction();
         _closing = true;
         _closeReason = "bare CR or LF in content";
@@ -262,10 +267,10 @@ public sealed partial class SmtpSession
         resinfos.AddRange(dkim.Count == 0 ? ["dkim=none"] : dkim.Select(d => d.ToResInfo()));
         resinfos.Add(dmarc.ToAuthenticationResults());
         resinfos.Add(arc.ToResInfo(Ip.ToString()));
-        var enforce = _mailAuth.EnforceDmarc;
+        var enforce = MailAuthPolicy.EnforceDmarc;
         if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Reject)
         {
-            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DmarcReject.WithText($"Message rejected: it fails the DMARC policy of {dmarc.AuthorDomain} (p=reject)"), dmarc.ToAuthenticationResults());
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DmarcReject.WithText($"Message rejected: it fails the DMARC policy of {dmarc.AuthorDomain} (p=reject)"), RefusalReason.Dmarc, dmarc.ToAuthenticationResults());
             ResetTransaction();
             return false;
         }
@@ -274,6 +279,7 @@ public sealed partial class SmtpSession
         if (enforce && dmarc.Disposition == Postern.MailAuth.Dmarc.DmarcPolicy.Quarantine)
         {
             envelope.Folder = "Junk";
+            t.Quarantine = dmarc.ToAuthenticationResults();
         }
         writer.RewriteEnvelope(envelope);
         return true;

@@ -17,8 +17,8 @@ public sealed partial class SmtpSession
 {
     /// <summary>Starts the lookup for this client; null when no list applies (no lists, not mx, trusted).</summary>
     private Task<DnsblVerdict>? StartDnsblCheck() =>
-        _listener.Role == ListenerRole.Mx && Options.Dnsbl.Lists.Count > 0 && !_ctx.IsTrusted(RemoteIp)
-            ? _ctx.Dnsbl.CheckAsync(RemoteIp)
+        _listener.Role == ListenerRole.Mx && Options.Dnsbl.Lists.Count > 0 && !_config.IsTrusted(RemoteIp)
+            ? _config.Dnsbl.CheckAsync(RemoteIp)
             : null;
 
     /// <summary>Waits for the verdict (at most Dnsbl.Timeout); when it refuses, says so and waits for QUIT. True when refused.</summary>
@@ -38,7 +38,7 @@ public sealed partial class SmtpSession
             }
             return false;
         }
-        Refuse("CONNECT", Reply.ListedAtDnsbl(Ip, verdict.ListedZones), verdict.Describe());
+        Refuse("CONNECT", Reply.ListedAtDnsbl(Ip, verdict.ListedZones), RefusalReason.Dnsbl, verdict.Describe());
         _closeReason = "dnsbl";
         await WaitForQuitAsync();
         return true;
@@ -60,7 +60,7 @@ public sealed partial class SmtpSession
                 Send(Reply.Bye);
                 break;
             }
-            Refuse(command.Verb.ToString(), Reply.RefusedAtConnect);
+            Refuse(command.Verb.ToString(), Reply.RefusedAtConnect, RefusalReason.BadSequence);
             if (command is BdatCommand)
             {
                 // Its octets follow at once and would be read as commands: stop here instead.

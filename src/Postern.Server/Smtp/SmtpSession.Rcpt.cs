@@ -2,6 +2,7 @@ using Postern.Protocol.Commands;
 using Postern.Protocol.Replies;
 using Postern.Server.Accounts;
 using Postern.Server.Configuration;
+using Postern.Server.Logging;
 using Postern.Server.Queue;
 
 namespace Postern.Server.Smtp;
@@ -18,35 +19,35 @@ public sealed partial class SmtpSession
         var to = rcpt.To.Mailbox;
         if (t.Recipients.Count >= Options.Limits.MaxRecipients)
         {
-            Refuse("RCPT", Reply.TooManyRecipients);
+            Refuse("RCPT", Reply.TooManyRecipients, RefusalReason.TooManyRecipients);
             return;
         }
         if (to.IsInternational && !t.Mail.SmtpUtf8)
         {
-            Refuse("RCPT", Reply.Utf8AddressNeedsSmtpUtf8);
+            Refuse("RCPT", Reply.Utf8AddressNeedsSmtpUtf8, RefusalReason.Smtputf8Required, $"to=<{to}>");
             return;
         }
-        var kind = _ctx.AddressBook.Classify(to);
+        var kind = _addresses.Classify(to);
         switch (kind)
         {
             case RecipientKind.AddressLiteral:
-                Refuse("RCPT", Reply.AddressLiteralRefused, $"to=<{to}>");
+                Refuse("RCPT", Reply.AddressLiteralRefused, RefusalReason.AddressLiteral, $"to=<{to}>");
                 return;
             case RecipientKind.UnknownLocal:
-                Refuse("RCPT", Reply.UnknownUser, $"to=<{to}>");
+                Refuse("RCPT", Reply.UnknownUser, RefusalReason.UnknownUser, $"to=<{to}>");
                 return;
             case RecipientKind.Remote:
-                var mayRelay = _user is not null || (_listener.Role == ListenerRole.Mx && _ctx.IsTrusted(RemoteIp));
+                var mayRelay = _user is not null || (_listener.Role == ListenerRole.Mx && _config.IsTrusted(RemoteIp));
                 if (!mayRelay)
                 {
-                    Refuse("RCPT", Reply.RelayDenied, $"to=<{to}>");
+                    Refuse("RCPT", Reply.RelayDenied, RefusalReason.RelayDenied, $"to=<{to}>");
                     return;
                 }
                 break;
         }
-        if (!_ctx.ClientLimits.TryRecipient(RemoteIp, _user))
+        if (!_ctx.ClientLimits.TryRecipient(_config, RemoteIp, _user))
         {
-            Refuse("RCPT", Reply.RecipientRateExceeded, _user is null ? $"recipients per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"recipients per hour of user {_user}");
+            Refuse("RCPT", Reply.RecipientRateExceeded, RefusalReason.Rate, _user is null ? $"recipients per hour from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}" : $"recipients per hour of user {_user}");
             return;
         }
         t.Recipients.Add(new EnvelopeRecipient

@@ -16,7 +16,7 @@ public sealed partial class SmtpSession
     {
         if (IsTls || _listener.Role == ListenerRole.Submissions)
         {
-            Refuse("STARTTLS", Reply.AlreadyTls);
+            Refuse("STARTTLS", Reply.AlreadyTls, RefusalReason.BadSequence);
             return;
         }
         if (_reader.TryRead(out var pending))
@@ -25,7 +25,7 @@ public sealed partial class SmtpSession
             _reader.AdvanceTo(pending.Buffer.Start);
             if (injected)
             {
-                Refuse("STARTTLS", Reply.StartTlsPipelined, "command injection after STARTTLS");
+                Refuse("STARTTLS", Reply.StartTlsPipelined, RefusalReason.StarttlsInjection, "command injection after STARTTLS");
                 _closing = true;
                 _closeReason = "data pipelined after STARTTLS";
                 return;

@@ -21,7 +21,7 @@ public sealed partial class SmtpSession
     private bool _onTrial;
 
     private bool TriageApplies => _listener.Role == ListenerRole.Mx && Options.Triage.Enabled
-        && !_ctx.IsTrusted(RemoteIp) && !_ctx.TriageCache.HasPassed(RemoteIp);
+        && !_config.IsTrusted(RemoteIp) && !_ctx.TriageCache.HasPassed(RemoteIp);
 
     /// <summary>The greeting pause; false when the client talked first and was sent away.</summary>
     private async Task<bool> GreetingPauseAsync()
@@ -54,7 +54,7 @@ public sealed partial class SmtpSession
                 var first = Prefix(result.Buffer);
                 _reader.AdvanceTo(result.Buffer.End);
                 var http = LooksLikeHttp(first);
-                Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
+                Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? RefusalReason.NonSmtp : RefusalReason.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
                 _closeReason = http ? "non-SMTP input" : "pregreet";
                 await FlushAsync();
                 return false;
@@ -75,14 +75,14 @@ public sealed partial class SmtpSession
             _reader.AdvanceTo(waiting.Buffer.Start);
             if (early)
             {
-                Refuse("EHLO", Reply.EarlyPipelining, "commands sent before the EHLO reply");
+                Refuse("EHLO", Reply.EarlyPipelining, RefusalReason.EarlyPipelining, "commands sent before the EHLO reply");
                 _closing = true;
                 _closeReason = "early pipelining";
                 return true;
             }
         }
         _onTrial = false;
-        _ctx.TriageCache.Pass(RemoteIp);
+        _ctx.TriageCache.Pass(RemoteIp, Options.Triage.CacheTime);
         return false;
     }
 

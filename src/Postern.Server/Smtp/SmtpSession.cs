@@ -25,7 +25,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     private readonly ServerContext _ctx;
     private readonly ListenerOptions _listener;
-    private readonly EffectiveMailAuth _mailAuth;
     private readonly Stream _network;
     private PipeReader _reader;
     private PipeWriter _writer;
@@ -55,7 +54,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         _ctx = ctx;
         _listener = listener;
-        _mailAuth = ctx.Options.MailAuth.For(listener);
+        _config = ctx.Configuration;
+        _addresses = ctx.AddressBook.WithDomains(_config.LocalDomains);
         _network = network;
         _remote = remote;
         _id = id;
@@ -63,7 +63,13 @@ public sealed partial class SmtpSession : IAsyncDisposable
         (_reader, _writer) = CreatePipes(network);
     }
 
-    private PosternOptions Options => _ctx.Options;
+    // The configuration this session works with: the one in force at connect, taken again when a
+    // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
+    // of two configurations inside one transaction; see ServerConfiguration).
+    private ServerConfiguration _config;
+    private Accounts.AddressBook _addresses; // with _config's local domains
+    private PosternOptions Options => _config.Options;
+    private EffectiveMailAuth MailAuthPolicy => _config.MailAuthFor(_listener);
     private bool IsTls => _tls is not null;
     private IPAddress RemoteIp => _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
     private string Ip => RemoteIp.ToString();
@@ -95,12 +101,12 @@ public sealed partial class SmtpSession : IAsyncDisposable
         });
         try
         {
-            if (!_ctx.ClientLimits.TryConnect(RemoteIp))
+            if (!_ctx.ClientLimits.TryConnect(_config, RemoteIp))
             {
                 // Before any TLS handshake (cheap to refuse); on implicit TLS the client would not
                 // understand a clear-text reply, so it is only closed.
                 _errors++;
-                Log.Rejected(_ctx.Logger, _id, null, Ip, "CONNECT", Reply.ConnectionRateExceeded.Code, Reply.ConnectionRateExceeded.Enhanced, $"connections per minute from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}");
+                Log.Rejected(_ctx.Logger, _id, null, Ip, "CONNECT", Reply.ConnectionRateExceeded.Code, Reply.ConnectionRateExceeded.Enhanced, RefusalReason.Rate.Word(), $"connections per minute from {Limits.ClientKey.Describe(Limits.ClientKey.For(RemoteIp))}");
                 Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", Reply.ConnectionRateExceeded.Code));
                 if (_listener.Role != ListenerRole.Submissions)
                 {
@@ -161,10 +167,14 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 return;
             }
             _commands++;
+            if (_transaction is null)
+            {
+                TakeConfigurationInForce();
+            }
             var errorsBefore = _errors;
             await DispatchAsync(command);
             if (_errors > errorsBefore && _errors < Options.Limits.MaxErrors && !_closing
-                && _ctx.ClientLimits.ErrorDelay(_errors) is { Ticks: > 0 } tarpit)
+                && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
                 // The refusal waits (it is buffered, not yet sent): a guesser slows down, an honest client never gets here.
                 await Task.Delay(tarpit, _ctx.Time, _ctx.ShuttingDown).ConfigureAwait(false);
@@ -179,23 +189,34 @@ public sealed partial class SmtpSession : IAsyncDisposable
         await FlushAsync();
     }
 
+    /// <summary>Between transactions: the configuration published by a reload since, if any, applies from this command on.</summary>
+    private void TakeConfigurationInForce()
+    {
+        var now = _ctx.Configuration;
+        if (!ReferenceEquals(now, _config))
+        {
+            _config = now;
+            _addresses = _ctx.AddressBook.WithDomains(now.LocalDomains);
+        }
+    }
+
     private async Task DispatchAsync(SmtpCommand command)
     {
         if (command is InvalidCommand { Verb: Verb.Unknown } nonSmtp && ReferenceEquals(nonSmtp.Reply, Reply.NonSmtpInput))
         {
-            Refuse("line", nonSmtp.Reply);
+            Refuse("line", nonSmtp.Reply, RefusalReason.NonSmtp);
             _closing = true;
             _closeReason = "non-SMTP input";
             return;
         }
         if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
         {
-            Refuse("line", badLine.Reply);
+            Refuse("line", badLine.Reply, RefusalReasons.Of(badLine.Reply));
             return;
         }
         if (command.Verb == Verb.Unknown)
         {
-            Refuse("unknown", Reply.UnknownCommand);
+            Refuse("unknown", Reply.UnknownCommand, RefusalReason.UnknownCommand);
             return;
         }
         // Sequence first (even for a malformed command, RFC 5321 §4.1.4 prefers 503 over 501),
@@ -207,12 +228,12 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 await DiscardChunkAsync(bdat.Size);
             }
-            Refuse(command.Verb.ToString(), refusal);
+            Refuse(command.Verb.ToString(), refusal, RefusalReasons.Of(refusal));
             return;
         }
         if (command is InvalidCommand invalid)
         {
-            Refuse(invalid.Verb.ToString(), invalid.Reply);
+            Refuse(invalid.Verb.ToString(), invalid.Reply, RefusalReasons.Of(invalid.Reply));
             return;
         }
         switch (command)
@@ -237,23 +258,23 @@ public sealed partial class SmtpSession : IAsyncDisposable
             case SimpleCommand { Verb: Verb.Help }: Send(Reply.HelpText); break;
             // VRFY and EXPN would tell a harvester which addresses exist (RFC 5321 §7.3).
             case SimpleCommand { Verb: Verb.Vrfy }: Send(Reply.VrfyCannot); break;
-            case SimpleCommand { Verb: Verb.Expn }: Refuse("EXPN", Reply.NotImplemented); break;
+            case SimpleCommand { Verb: Verb.Expn }: Refuse("EXPN", Reply.NotImplemented, RefusalReason.NotImplemented); break;
             case SimpleCommand { Verb: Verb.Quit }:
                 Send(Reply.Bye);
                 _closing = true;
                 _closeReason = "quit";
                 break;
             default:
-                Refuse(command.Verb.ToString(), Reply.NotImplemented);
+                Refuse(command.Verb.ToString(), Reply.NotImplemented, RefusalReason.NotImplemented);
                 break;
         }
     }
 
-    /// <summary>Sends a refusal, counts it as an error and logs it.</summary>
-    private void Refuse(string command, SmtpReply reply, string? reason = null)
+    /// <summary>Sends a refusal, counts it as an error and logs it with its reason word; the detail is the reply's text unless given.</summary>
+    private void Refuse(string command, SmtpReply reply, RefusalReason reason, string? detail = null)
     {
         _errors++;
-        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, command, reply.Code, reply.Enhanced, reason ?? reply.Text);
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, command, reply.Code, reply.Enhanced, reason.Word(), detail ?? reply.Text);
         Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", reply.Code));
         Send(reply);
     }

@@ -25,6 +25,8 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     /// <summary>When the first DATA or BDAT began, for the minimum data rate.</summary>
     public DateTimeOffset DataStarted { get; set; }
     public bool InData { get; set; }
+    /// <summary>Set when DMARC quarantined the message (it goes to Junk): the DMARC result, for the quarantined line after the commit.</summary>
+    public string? Quarantine { get; set; }
 
     public void Abort()
     {

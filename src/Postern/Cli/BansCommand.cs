@@ -15,7 +15,7 @@ public static class BansCommand
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
         a.Allow("--json");
-        var (options, _) = CommandLine.LoadOptions(a);
+        var (options, _) = CommandLine.LoadOptions(a, actAsDataOwner: true);
         var bans = new BanList(Path.Combine(options.DataDirectory, "bans.json"), TimeProvider.System);
         switch (a.Positional.ElementAtOrDefault(0) ?? "list")
         {

@@ -1,9 +1,18 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Postern.Server.Configuration;
+using Postern.Server.Listening;
+using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
-/// <summary>`postern config check`: validates, then prints the effective values (exit 2 with the key at fault).</summary>
+/// <summary>
+/// `postern config check`: the values (every unknown key and bad value at once), then what `serve`
+/// would meet at start for the user it runs as (files it must read, the data directory it must
+/// write, the key against the certificate, each endpoint free); then the effective values. Exit 2 with
+/// one line per problem, each naming its key.
+/// </summary>
 public static class ConfigCommand
 {
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
@@ -14,6 +23,15 @@ public static class ConfigCommand
             throw new UsageException("config check [--config FILE] [--dev]");
         }
         var (options, file) = CommandLine.LoadOptions(a);
+        var runAs = DataDirectory.Owner(options);
+        // The running server of this data directory holds its own endpoints: that is no problem.
+        var running = ServerRunning(options);
+        var problems = StartupChecks.Run(options, runAs, endpoints: !running);
+        if (problems.Count > 0)
+        {
+            problems.ForEach(p => stderr.WriteLine($"postern: configuration error: {p}"));
+            return ExitCode.Usage;
+        }
         var json = JsonSerializer.Serialize(options, new JsonSerializerOptions
         {
             WriteIndented = true,
@@ -21,9 +39,37 @@ public static class ConfigCommand
         });
         if (!a.Json)
         {
-            stdout.WriteLine($"configuration OK ({file ?? "embedded --dev defaults"}); effective values:");
+            stdout.WriteLine($"configuration OK ({file ?? "embedded --dev defaults"}); the server runs as {runAs.Name}{(running ? "; a server is running on this data directory (its endpoints were not tried)" : "")}; effective values:");
         }
         stdout.WriteLine(json);
         return ExitCode.Ok;
+    }
+
+    /// <summary>Whether a server holds the data directory's lock (opened only if it exists: the check makes nothing).</summary>
+    private static bool ServerRunning(PosternOptions options)
+    {
+        var lockPath = Path.Combine(options.DataDirectory, "queue", QueueControl.LockFileName);
+        try
+        {
+            // FileShare.None is an exclusive flock(2), as the server's own (QueueControl.TryLock).
+            using var probe = new FileStream(lockPath, FileMode.Open, FileAccess.Read, FileShare.None);
+            return false;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false; // not ours to look at; the endpoints are tried
+        }
+        catch (IOException)
+        {
+            return true; // EWOULDBLOCK: a server holds it
+        }
     }
 }

@@ -24,7 +24,7 @@ public static class DkimCommand
             "ed25519" => DkimKeyType.Ed25519,
             var other => throw new UsageException($"--algorithm {other}: rsa or ed25519"),
         };
-        var (options, _) = CommandLine.LoadOptions(a);
+        var (options, _) = CommandLine.LoadOptions(a, actAsDataOwner: true);
         if (!options.Domains.Contains(domain.TrimEnd('.'), StringComparer.OrdinalIgnoreCase))
         {
             stderr.WriteLine($"postern: {domain} is not one of Domains ({string.Join(", ", options.Domains)})");

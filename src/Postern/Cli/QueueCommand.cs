@@ -23,7 +23,7 @@ public static class QueueCommand
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr)
     {
         a.Allow("--json");
-        var (options, _) = CommandLine.LoadOptions(a);
+        var (options, _) = CommandLine.LoadOptions(a, actAsDataOwner: true);
         var queueDir = Path.Combine(options.DataDirectory, "queue");
         var action = a.Positional.ElementAtOrDefault(0) ?? "list";
         var withId = action is "show" or "retry" or "hold" or "release" or "bounce" or "delete";

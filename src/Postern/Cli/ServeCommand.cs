@@ -6,11 +6,13 @@ using Postern.Server;
 using Postern.Server.Accounts;
 using Postern.Server.Configuration;
 using Postern.Server.Logging;
+using Postern.Server.Listening;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
-/// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains.</summary>
+/// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains; SIGHUP reloads the configuration.</summary>
 public static class ServeCommand
 {
     public const string DevAccount = "dev@example.test";
@@ -19,37 +21,89 @@ public static class ServeCommand
     {
         a.Allow();
         var (options, file) = CommandLine.LoadOptions(a);
-        Directory.CreateDirectory(options.DataDirectory);
         // Sessions block pool threads in fsync(2) and the password hash. Start with enough threads that
         // a burst of them does not wait for the pool's slow thread injection (timers would fire late).
         ThreadPool.GetMinThreads(out var workers, out var io);
         ThreadPool.SetMinThreads(Math.Max(workers, 8 * Environment.ProcessorCount), io);
-        string? devPassword = null;
-        if (a.Dev)
-        {
-            devPassword = EnsureDevAccount(options);
-        }
         // Log lines are written in batches: one write(2) per batch, not one per line.
         using var logOutput = ReferenceEquals(stdout, Console.Out)
             ? new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false), 64 * 1024) { AutoFlush = false }
             : null;
-        using var logs = new KeyValueLoggerProvider(logOutput ?? stdout);
+        // Logging.Level can change while running (logs.MinimumLevel, for a reload); Logging.Format cannot.
+        using var logs = new KeyValueLoggerProvider(logOutput ?? stdout, options.Logging.Level, format: options.Logging.Format);
         var logger = logs.CreateLogger("postern");
+        // SIGHUP reloads the configuration and never stops the server (its default action would, with
+        // exit 129). Registered before the start, so that one arriving meanwhile does not kill it either.
+        // One that comes while the server starts (its port may already accept) is applied once it runs.
+        PosternServer? running = null;
+        var hangupWhileStarting = false;
+        var gate = new object();
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            lock (gate)
+            {
+                if (running is null)
+                {
+                    hangupWhileStarting = true;
+                    return;
+                }
+            }
+            _ = Task.Run(() => running.Reload("SIGHUP")); // off the signal thread; Reload never throws
+        });
         PosternServer server;
+        string? devPassword = null;
+        IReadOnlyList<Socket>? sockets = null;
         try
         {
-            server = new PosternServer(options, logger, configFile: file, dev: a.Dev);
+            // What `postern config check` checks, for the user the server will run as: all problems at once.
+            var runAs = DataDirectory.Owner(options);
+            if (!UnixUser.Current.IsRoot && !string.IsNullOrEmpty(options.User) && UnixUser.Current.Uid != runAs.Uid)
+            {
+                throw new ConfigurationException($"User: serve runs as {UnixUser.Current.Name}, not as root, so it cannot become {runAs.Name} (start it as root or as {runAs.Name})");
+            }
+            var problems = StartupChecks.Run(options, runAs, endpoints: false);
+            if (problems.Count > 0)
+            {
+                problems.ForEach(p => stderr.WriteLine($"postern: cannot start: {p}"));
+                return ExitCode.Usage;
+            }
+            // Ports first (as root when started as root: 25, 465, 587), then the data directory's user
+            // for everything else, so no file the server makes is root's.
+            sockets = ListenerSocket.BindAll(options.Listeners);
+            DataDirectory.ActAsOwner(options);
+            if (a.Dev)
+            {
+                devPassword = EnsureDevAccount(options);
+            }
+            server = new PosternServer(options, logger, configFile: file, dev: a.Dev, boundSockets: sockets) { Applied = o => AppliedOnReload(logs, o) };
             server.Start();
+            lock (gate)
+            {
+                running = server;
+                if (hangupWhileStarting)
+                {
+                    _ = Task.Run(() => server.Reload("SIGHUP"));
+                }
+            }
         }
-        catch (SocketException e)
+        catch (Exception e) when (e is not ConfigurationException)
         {
-            stderr.WriteLine($"postern: Listeners: cannot listen: {e.Message} (is another server using the port?)");
+            // A configuration, permission or resource problem is one line and exit 2, never a stack trace.
+            sockets?.ToList().ForEach(s => s.Dispose());
+            var why = e switch
+            {
+                EndpointInUseException or UnauthorizedAccessException or IOException => e.Message,
+                SocketException s => $"Listeners: cannot listen: {s.Message}",
+                _ => $"{e.GetType().Name}: {e.Message}",
+            };
+            stderr.WriteLine($"postern: cannot start: {why}");
             return ExitCode.Usage;
         }
-        catch (Exception e) when (e is IOException or System.Security.Cryptography.CryptographicException or UnauthorizedAccessException)
+        catch
         {
-            stderr.WriteLine($"postern: cannot start: {e.Message}");
-            return ExitCode.Usage;
+            sockets?.ToList().ForEach(s => s.Dispose());
+            throw;
         }
         if (a.Dev)
         {
@@ -63,6 +117,13 @@ public static class ServeCommand
         await server.DisposeAsync();
         return ExitCode.Ok;
     }
+
+    /// <summary>
+    /// After each reload that was not refused, with the options now in force: what the server itself
+    /// cannot apply because it lives here: the level of <paramref name="logs"/> (Logging.Level), from
+    /// <paramref name="o"/>; lines already being written keep theirs, the next use the new one.
+    /// </summary>
+    private static void AppliedOnReload(KeyValueLoggerProvider logs, PosternOptions o) => logs.MinimumLevel = o.Logging.Level;
 
     /// <summary>SPEC §1: one account whose random password is printed once, at first start.</summary>
     private static string? EnsureDevAccount(PosternOptions options)

@@ -9,7 +9,7 @@ public static class UserCommand
     public static int Run(Arguments a, TextWriter stdout, TextWriter stderr, TextReader stdin)
     {
         a.Allow("--password-stdin", "--json");
-        var (options, _) = CommandLine.LoadOptions(a);
+        var (options, _) = CommandLine.LoadOptions(a, actAsDataOwner: true);
         var path = options.ResolvePath(options.Accounts.PasswdFile);
         var action = a.Positional.ElementAtOrDefault(0) ?? throw new UsageException("user add|del|list|passwd ADDRESS");
         if (action == "list")

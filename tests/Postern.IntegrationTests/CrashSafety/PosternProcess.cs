@@ -20,11 +20,49 @@ internal sealed class PosternProcess : IDisposable
 
     private static int _instances;
 
-    private PosternProcess(Process process, string host, int port)
+    private PosternProcess(Process process, string host, int port, string configPath, Dictionary<string, object> settings)
     {
         _process = process;
         Host = host;
         Port = port;
+        ConfigPath = configPath;
+        Settings = settings;
+    }
+
+    /// <summary>The configuration file the server was started with.</summary>
+    public string ConfigPath { get; }
+
+    /// <summary>The settings written to <see cref="ConfigPath"/>: change them, then <see cref="WriteConfig"/>.</summary>
+    public Dictionary<string, object> Settings { get; }
+
+    /// <summary>Writes <see cref="Settings"/> to <see cref="ConfigPath"/> (for a reload).</summary>
+    public void WriteConfig() => File.WriteAllText(ConfigPath, JsonSerializer.Serialize(Settings));
+
+    /// <summary>Sends the server SIGHUP with Debian's kill(1).</summary>
+    public void Hangup()
+    {
+        using var kill = Process.Start("/bin/kill", ["-HUP", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        Assert.Equal(0, kill.ExitCode);
+    }
+
+    /// <summary>Waits for a line (among the last ones kept) with every fragment; fails when the server exits first.</summary>
+    public async Task<string> WaitForLineAsync(params string[] fragments)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (true)
+        {
+            var line = _output.FirstOrDefault(l => fragments.All(f => l.Contains(f, StringComparison.Ordinal)));
+            if (line is not null)
+            {
+                return line;
+            }
+            if (_process.HasExited || DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"no line with {string.Join(" & ", fragments)}{(_process.HasExited ? $" (the server exited with {_process.ExitCode})" : "")}:\n{Output}");
+            }
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>
@@ -53,7 +91,8 @@ internal sealed class PosternProcess : IDisposable
     /// Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.
     /// <paramref name="extra"/> adds or replaces top-level configuration sections (e.g. "Dns", "Delivery").
     /// </summary>
-    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null)
+    /// <paramref name="dll"/> is the postern.dll to run (default: the one beside the tests).
+    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null, string? dll = null)
     {
         var host = $"127.0.3.{(Interlocked.Increment(ref _instances) % 250) + 1}";
         var port = FreePort(host);
@@ -79,7 +118,7 @@ internal sealed class PosternProcess : IDisposable
         var json = JsonSerializer.Serialize(settings);
         await File.WriteAllTextAsync(config, json);
 
-        var dll = Path.Combine(AppContext.BaseDirectory, "postern.dll");
+        dll ??= Path.Combine(AppContext.BaseDirectory, "postern.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: the test project references src/Postern, whose output must be copied next to the tests");
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -100,7 +139,7 @@ internal sealed class PosternProcess : IDisposable
         }
 
         var process = new Process { StartInfo = start };
-        var child = new PosternProcess(process, host, port);
+        var child = new PosternProcess(process, host, port, config, settings);
         process.OutputDataReceived += (_, e) => child.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => child.Keep(e.Data is null ? null : "stderr: " + e.Data);
         process.Start();
@@ -195,7 +234,7 @@ internal sealed class PosternProcess : IDisposable
     }
 
     /// <summary>The dotnet host running these tests (the SDK sets DOTNET_HOST_PATH for its children).</summary>
-    private static string DotnetHost()
+    internal static string DotnetHost()
     {
         var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))

@@ -94,7 +94,7 @@ public sealed class TestServer : IAsyncDisposable
         var passwd = options.ResolvePath(options.Accounts.PasswdFile);
         File.WriteAllText(passwd, $"alice@example.test:{AliceHash.Value}\nbob@example.test:{BobHash.Value}\n");
         var t = new TestServer(dir, options);
-        t._provider = new KeyValueLoggerProvider(t._logs, LogLevel.Debug, time);
+        t._provider = new KeyValueLoggerProvider(t._logs, LogLevel.Debug, time, options.Logging.Format);
         t.Server = new PosternServer(options, t._provider.CreateLogger("test"), time, durability);
         t.Server.Start();
         await Task.CompletedTask;

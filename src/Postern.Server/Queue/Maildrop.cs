@@ -1,0 +1,333 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.Win32.SafeHandles;
+
+namespace Postern.Server.Queue;
+
+/// <summary>
+/// What `postern sendmail` writes at the top of a maildrop file, before the message as the caller
+/// gave it (docs/queue-format.md). The owner of the file, not anything written here, says who sent it.
+/// </summary>
+public sealed class MaildropHeader
+{
+    public int Version { get; set; } = 1;
+
+    /// <summary>The envelope sender asked for with -f; null when none was (the server uses NAME@Hostname). "" is the null sender.</summary>
+    public string? From { get; set; }
+
+    /// <summary>The recipients given as arguments, as given (an address without a domain gets @Hostname).</summary>
+    public List<string> Recipients { get; set; } = [];
+
+    /// <summary>-t: the recipients of the To, Cc and Bcc fields (or their Resent- forms) are added.</summary>
+    public bool ExtractRecipients { get; set; }
+
+    /// <summary>-F: the full name of the From field the server adds when the message has none.</summary>
+    public string? FullName { get; set; }
+}
+
+[JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(MaildropHeader))]
+internal sealed partial class MaildropJson : JsonSerializerContext
+{
+}
+
+/// <summary>
+/// DATA/maildrop/: where `postern sendmail` leaves mail for the server, as Postfix's postdrop does
+/// (docs/queue-format.md, docs/security.md). The directory is 1733: anyone may create a file in it,
+/// nobody but its owner (the server) may list it, and the sticky bit keeps users from removing or
+/// renaming each other's files. A file is written under <c>tmp.RANDOM</c>, fsync'd and renamed to
+/// <c>RANDOM</c> (32 hex digits, 128 random bits, so that nobody can guess another's name and open
+/// it); the rename is the commit. The kernel sets the file's owner, and that owner is who sent it.
+/// </summary>
+public static class Maildrop
+{
+    public const string DirectoryName = "maildrop";
+    public const string TempPrefix = "tmp.";
+
+    /// <summary>rwx-wx-wx plus the sticky bit (01733).</summary>
+    public const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute | UnixFileMode.StickyBit;
+
+    /// <summary>
+    /// 0644: the server runs as another user than most callers and must read the file. Nobody else can
+    /// find it: the directory cannot be listed and the name cannot be guessed.
+    /// </summary>
+    public const UnixFileMode FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    /// <summary>The first octets of every maildrop file.</summary>
+    public static ReadOnlySpan<byte> Magic => "POSTERN-MAILDROP1 "u8;
+
+    /// <summary>The longest header line (its JSON) a reader accepts: room for 10,000 long recipients.</summary>
+    public const int MaxHeaderLength = 4 * 1024 * 1024;
+
+    public static string PathIn(string dataDirectory) => Path.Combine(dataDirectory, DirectoryName);
+
+    /// <summary>A final name: 32 lower-case hex digits.</summary>
+    public static bool IsMessageName(string name) => name.Length == 32 && name.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    /// <summary>
+    /// Creates DATA/maildrop/ with mode 1733 (or gives an existing one that mode), owned like the
+    /// data directory, so that the server (which runs as the data directory's owner) may read and
+    /// remove what is dropped there. Only the data directory's owner or root can do this.
+    /// </summary>
+    public static string Ensure(string dataDirectory)
+    {
+        var dir = PathIn(dataDirectory);
+        Directory.CreateDirectory(dir);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(dir, DirectoryMode);
+            if (UnixUsers.EffectiveUid == 0 && UnixUsers.OwnerOf(dataDirectory) is { } owner && owner != 0 && UnixUsers.OwnerOf(dir) != owner)
+            {
+                UnixUsers.Chown(dir, owner);
+            }
+        }
+        return dir;
+    }
+
+    /// <summary>Starts a maildrop file: the header is written, the message follows through <see cref="MaildropWriter.Content"/>.</summary>
+    public static MaildropWriter Create(string maildropDirectory, MaildropHeader header)
+    {
+        var name = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+        var temp = Path.Combine(maildropDirectory, TempPrefix + name);
+        var handle = File.OpenHandle(temp, System.IO.FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(handle, FileMode);
+        }
+        var writer = new MaildropWriter(maildropDirectory, name, temp, handle);
+        writer.Content.Write(Magic);
+        writer.Content.Write(JsonSerializer.SerializeToUtf8Bytes(header, MaildropJson.Default.MaildropHeader));
+        writer.Content.WriteByte((byte)'\n');
+        return writer;
+    }
+
+    /// <summary>Reads the header line; throws <see cref="InvalidDataException"/> for anything that is not one. Leaves the stream after the LF.</summary>
+    public static MaildropHeader ReadHeader(Stream file)
+    {
+        var magic = new byte[Magic.Length];
+        if (file.ReadAtLeast(magic, magic.Length, throwOnEndOfStream: false) < magic.Length || !magic.AsSpan().SequenceEqual(Magic))
+        {
+            throw new InvalidDataException("not a maildrop file (no POSTERN-MAILDROP1 header)");
+        }
+        var json = new MemoryStream();
+        while (true)
+        {
+            var b = file.ReadByte();
+            if (b < 0)
+            {
+                throw new InvalidDataException("the header line is not terminated");
+            }
+            if (b == '\n')
+            {
+                break;
+            }
+            if (json.Length >= MaxHeaderLength)
+            {
+                throw new InvalidDataException("the header line is too long");
+            }
+            json.WriteByte((byte)b);
+        }
+        MaildropHeader? header;
+        try
+        {
+            header = JsonSerializer.Deserialize(json.GetBuffer().AsSpan(0, (int)json.Length), MaildropJson.Default.MaildropHeader);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"the header is not valid JSON: {e.Message}");
+        }
+        if (header is null || header.Version != 1 || header.Recipients is null || header.Recipients.Any(r => r is null))
+        {
+            throw new InvalidDataException("the header is not a version 1 maildrop header");
+        }
+        return header;
+    }
+}
+
+/// <summary>One maildrop file being written by `postern sendmail`; <see cref="Commit"/> makes it the server's.</summary>
+public sealed class MaildropWriter : IDisposable
+{
+    private readonly string _directory;
+    private readonly string _temp;
+    private readonly SafeFileHandle _handle;
+    private bool _done;
+
+    internal MaildropWriter(string directory, string name, string temp, SafeFileHandle handle)
+    {
+        _directory = directory;
+        Name = name;
+        _temp = temp;
+        _handle = handle;
+        Content = new BufferedStream(new FileStream(handle, FileAccess.ReadWrite, 1), 64 * 1024);
+    }
+
+    /// <summary>The final file name (what the server's log calls file=).</summary>
+    public string Name { get; }
+
+    /// <summary>Where the message octets go, after the header.</summary>
+    public Stream Content { get; }
+
+    /// <summary>Octets written so far, header included.</summary>
+    public long Length => Content.Position;
+
+    /// <summary>
+    /// fsync, rename to the final name, then make the rename durable: an fsync of the directory when
+    /// the caller may open it (its owner, root), else syncfs(2) of its file system (a user may not
+    /// open a directory it cannot read, and syncfs commits the directory entry with everything else).
+    /// </summary>
+    public void Commit()
+    {
+        Content.Flush();
+        RandomAccess.FlushToDisk(_handle);
+        File.Move(_temp, Path.Combine(_directory, Name));
+        _done = true;
+        try
+        {
+            Durability.Instance.FlushDirectory(_directory);
+        }
+        catch (IOException)
+        {
+            if (OperatingSystem.IsLinux() && UnixUsers.SyncFileSystem(_handle) != 0)
+            {
+                throw new IOException($"syncfs failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        Content.Dispose();
+        _handle.Dispose();
+        if (!_done)
+        {
+            SafeFile.TryDelete(_temp);
+        }
+    }
+}
+
+/// <summary>
+/// The Unix identity calls the maildrop needs and .NET does not offer: who a uid is, who owns a
+/// file, and opening a file the way a setuid-style reader must (never through a symbolic link, never
+/// blocking on a FIFO). Linux only.
+/// </summary>
+public static partial class UnixUsers
+{
+    public static uint EffectiveUid => OperatingSystem.IsWindows() ? 0 : GetEuid();
+
+    /// <summary>The user name of <paramref name="uid"/> (passwd database, so NSS too), or null.</summary>
+    public static string? NameOf(uint uid)
+    {
+        var pwd = Marshal.AllocHGlobal(64);
+        var buffer = Marshal.AllocHGlobal(16384);
+        try
+        {
+            var rc = GetPwUidR(uid, pwd, buffer, 16384, out var result);
+            if (rc != 0 || result == IntPtr.Zero)
+            {
+                return null;
+            }
+            // struct passwd begins with char *pw_name on every Linux ABI.
+            return Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(result));
+        }
+        finally
+        {
+            Marshal.FreeHGlobal(buffer);
+            Marshal.FreeHGlobal(pwd);
+        }
+    }
+
+    /// <summary>The owner uid of a path (not following a final symbolic link), or null.</summary>
+    public static uint? OwnerOf(string path)
+    {
+        var buffer = new byte[256];
+        return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? BitConverter.ToUInt32(buffer, 20) : null;
+    }
+
+    /// <summary>The owner and group of a path (not following a final symbolic link), or null.</summary>
+    public static (uint Uid, uint Gid)? OwnerAndGroupOf(string path)
+    {
+        var buffer = new byte[256];
+        return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? (BitConverter.ToUInt32(buffer, 20), BitConverter.ToUInt32(buffer, 24)) : null;
+    }
+
+    /// <summary>chown(2); a gid of uint.MaxValue leaves the group as it is.</summary>
+    public static void Chown(string path, uint uid, uint gid = uint.MaxValue)
+    {
+        if (ChownNative(path, uid, gid) != 0)
+        {
+            throw new IOException($"chown({path}) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
+    internal static int SyncFileSystem(SafeFileHandle handle) => SyncFs((int)handle.DangerousGetHandle());
+
+    /// <summary>What fstat says of an open file (statx's architecture-independent layout).</summary>
+    public readonly record struct FileFacts(uint Uid, uint Links, UnixFileMode Mode, bool IsRegular, long Size, DateTimeOffset Modified);
+
+    /// <summary>
+    /// Opens <paramref name="path"/> for reading with O_NOFOLLOW (a symbolic link fails with ELOOP)
+    /// and O_NONBLOCK (a FIFO does not block), and says what it is. Null with <paramref name="errno"/>
+    /// when the open fails.
+    /// </summary>
+    public static SafeFileHandle? OpenNoFollow(string path, out int errno, out FileFacts facts)
+    {
+        facts = default;
+        var arm = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
+        var noFollow = arm ? 0x8000 : 0x20000; // O_NOFOLLOW: 0100000 on ARM, 0400000 on x86
+        const int ONonBlock = 0x800, OCloExec = 0x80000;
+        var fd = OpenNative(path, noFollow | ONonBlock | OCloExec, 0);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+        errno = 0;
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        var buffer = new byte[256];
+        if (StatxFd(fd, "", AtEmptyPath, StatxBasicStats, buffer) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            return null;
+        }
+        var mode = BitConverter.ToUInt16(buffer, 28);
+        facts = new FileFacts(
+            Uid: BitConverter.ToUInt32(buffer, 20),
+            Links: BitConverter.ToUInt32(buffer, 16),
+            Mode: (UnixFileMode)(mode & 0xFFF),
+            IsRegular: (mode & 0xF000) == 0x8000,
+            Size: (long)BitConverter.ToUInt64(buffer, 40),
+            Modified: DateTimeOffset.FromUnixTimeSeconds(BitConverter.ToInt64(buffer, 112)));
+        return handle;
+    }
+
+    public const int ELOOP = 40;
+    public const int ENOENT = 2;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxBasicStats = 0x7ff;
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "getpwuid_r", SetLastError = true)]
+    private static partial int GetPwUidR(uint uid, IntPtr pwd, IntPtr buffer, nuint length, out IntPtr result);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenNative(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int dirfd, string path, int flags, uint mask, byte[] buffer);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int StatxFd(int dirfd, string path, int flags, uint mask, byte[] buffer);
+
+    [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int ChownNative(string path, uint uid, uint gid);
+
+    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
+    private static partial int SyncFs(int fd);
+}

@@ -1,0 +1,92 @@
+using Postern.IntegrationTests.CrashSafety;
+using Postern.IntegrationTests.Infrastructure;
+using Postern.Server.Storage;
+
+namespace Postern.IntegrationTests.Running;
+
+/// <summary>
+/// Issue 11 item 5: `serve` started as root binds its port, then runs as the data directory's owner;
+/// every verb run as root acts as that owner (as Postfix's postqueue and postdrop do), so no
+/// root-owned file is ever left where the server reads as its own user. Before, a `user add` as
+/// root made a passwd the server could not read (correct passwords got 535) and `queue hold` as root
+/// left a root-owned control.lock.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class RootLeavesNothingOfItsOwn
+{
+    private const string Password = "rooted-password-1";
+
+    [Fact]
+    public async Task ServeAsRootRunsAsTheOwnerAndVerbsAsRootLeaveItsFiles()
+    {
+        var postern = SystemUsers.Postern;
+        var data = SystemUsers.DataDirectoryOwnedBy(postern);
+        using var server = await PosternProcess.StartAsync(data, TimeSpan.FromSeconds(60), dll: SystemUsers.WorldReadablePosternDll);
+
+        // The process gave up root once its port was bound: real, effective, saved and file-system uid.
+        var status = await File.ReadAllLinesAsync($"/proc/{server.Id}/status");
+        Assert.Equal($"Uid:\t{postern.Uid}\t{postern.Uid}\t{postern.Uid}\t{postern.Uid}", status.Single(l => l.StartsWith("Uid:", StringComparison.Ordinal)));
+        Assert.Equal($"Gid:\t{postern.Gid}\t{postern.Gid}\t{postern.Gid}\t{postern.Gid}", status.Single(l => l.StartsWith("Gid:", StringComparison.Ordinal)));
+        Assert.Equal(DataDirectory.Mode, File.GetUnixFileMode(data));
+
+        var config = Path.Combine(Path.GetDirectoryName(data)!, $"postern-{server.Port}.json");
+        var add = await SystemUsers.RunVerbAsync(Password + "\n", "user", "add", "owner@example.test", "--password-stdin", "--config", config);
+        Assert.True(add.ExitCode == 0, add.ToString());
+        var hold = await SystemUsers.RunVerbAsync("", "queue", "hold", "D24HSRZH1SYA", "--config", config);
+        Assert.True(hold.ExitCode is 0 or 1, hold.ToString());
+        Assert.True(File.Exists(Path.Combine(data, "queue", "control.lock")), hold.ToString());
+
+        // Nothing in the data directory is root's: not the passwd file, not the commands' lock.
+        var rootOwned = Directory.EnumerateFileSystemEntries(data, "*", SearchOption.AllDirectories)
+            .Where(p => FileOwner.Stat(p) is { Uid: 0 } or { Gid: 0 }).ToList();
+        Assert.True(rootOwned.Count == 0, "root-owned: " + string.Join(", ", rootOwned));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "passwd")));
+
+        // The server (as postern) reads the passwd file root's `user add` wrote: the right password is accepted.
+        await Task.Delay(TimeSpan.FromSeconds(1)); // ReloadingFile looks every 500 ms
+        await using var c = await RawSmtp.OpenAsync(server.Port, host: server.Host);
+        await c.StartTlsAsync();
+        await c.CommandAsync("EHLO client.example", 250);
+        var reply = await c.AuthPlainAsync("owner@example.test", Password);
+        Assert.True(reply.StartsWith("235", StringComparison.Ordinal), $"{reply}\n{server.Output}");
+
+        // And `queue release` as root still works on the lock `queue hold` made.
+        var release = await SystemUsers.RunVerbAsync("", "queue", "release", "D24HSRZH1SYA", "--config", config);
+        Assert.DoesNotContain("denied", release.Err, StringComparison.OrdinalIgnoreCase);
+        Assert.True(release.ExitCode is 0 or 1, release.ToString());
+    }
+
+    [Fact]
+    public async Task AVerbAsRootMakesAMissingDataDirectoryForTheConfiguredUser()
+    {
+        var postern = SystemUsers.Postern;
+        var parent = Path.GetDirectoryName(SystemUsers.DataDirectoryOwnedBy(postern))!;
+        var data = Path.Combine(parent, "fresh");
+        var config = Path.Combine(parent, "fresh.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"], "User": "postern",
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        var add = await SystemUsers.RunVerbAsync(Password + "\n", "user", "add", "first@example.test", "--password-stdin", "--config", config);
+        Assert.True(add.ExitCode == 0, add.ToString());
+        Assert.Equal(postern.Uid, FileOwner.Stat(data)!.Value.Uid);
+        Assert.Equal(postern.Uid, FileOwner.Stat(Path.Combine(data, "passwd"))!.Value.Uid);
+    }
+
+    [Fact]
+    public async Task ADataDirectoryOfAnotherUserThanUserIsRefusedNamingBoth()
+    {
+        var data = SystemUsers.DataDirectoryOwnedBy(UnixUser.ById(0)!);
+        var config = Path.Combine(Path.GetDirectoryName(data)!, "other.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"], "User": "{{SystemUsers.Postern.Name}}",
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        var check = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
+        Assert.True(check.ExitCode == 2, check.ToString());
+        Assert.Contains($"User: the data directory {data} belongs to root, not to postern (give it over with: chown -R postern: {data})", check.Err, StringComparison.Ordinal);
+        var serve = await SystemUsers.RunVerbAsync("", "serve", "--config", config);
+        Assert.True(serve.ExitCode == 2, serve.ToString());
+        Assert.Contains("belongs to root, not to postern", serve.Err, StringComparison.Ordinal);
+    }
+}
