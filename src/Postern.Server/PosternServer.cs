@@ -83,7 +83,7 @@ public sealed partial class PosternServer : IAsyncDisposable
         var first = Configure(options, 1, previous: null);
         Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
-        Pickup = OperatingSystem.IsLinux() ? new Pickup(() => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
+        Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
         Context = new ServerContext
         {
             Configuration = first,

@@ -22,7 +22,7 @@ namespace Postern.Server.Queue;
 /// link, not a regular file, an unknown owner) is moved to queue/corrupt/maildrop.NAME with a log line.
 /// </para>
 /// </summary>
-public sealed class Pickup(Func<PosternOptions> inForce, Spool spool, AddressBook addressBook, ILogger logger, TimeProvider time, Action<SpooledMessage> committed)
+public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, Spool spool, AddressBook addressBook, ILogger logger, TimeProvider time, Action<SpooledMessage> committed)
 {
     private static readonly TimeSpan ScanInterval = TimeSpan.FromSeconds(2);
 
@@ -32,7 +32,7 @@ public sealed class Pickup(Func<PosternOptions> inForce, Spool spool, AddressBoo
     private readonly HashSet<string> _failing = new(StringComparer.Ordinal);
 
     // The data directory needs a restart to change; what a file is judged by is the configuration in force (a reload applies).
-    public string Directory { get; } = Maildrop.Ensure(inForce().DataDirectory);
+    public string Directory { get; } = Maildrop.Ensure(dataDirectory);
 
     /// <summary>Picks up every file until <paramref name="stop"/> fires.</summary>
     public async Task RunAsync(CancellationToken stop)

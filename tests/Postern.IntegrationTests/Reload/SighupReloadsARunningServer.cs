@@ -50,6 +50,33 @@ public sealed class SighupReloadsARunningServer : IDisposable
     }
 
     [Fact]
+    public async Task ANewLogLevelAppliesToTheNextLine()
+    {
+        // Started at warning: a connection's event=connect (information) is not written.
+        using var server = await PosternProcess.StartAsync(Path.Combine(_folder, "data"), TimeSpan.FromSeconds(30),
+            new Dictionary<string, object> { ["Logging"] = new { Level = "warning" } });
+        var quiet = System.Net.IPAddress.Parse("127.0.0.77");
+        await using (var c = await RawSmtp.OpenAsync(server.Port, host: server.Host, from: quiet))
+        {
+            await c.CommandAsync("QUIT", 221); // its connect line, if any, was written before the greeting
+        }
+        server.Settings["Logging"] = new { Level = "information" };
+        server.WriteConfig();
+        server.Hangup();
+        // Connections after the reload are written: try until one is (the reload may take a moment).
+        var loud = System.Net.IPAddress.Parse("127.0.0.78");
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (!server.Output.Contains("event=connect", StringComparison.Ordinal) || !server.Output.Contains("ip=127.0.0.78", StringComparison.Ordinal))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "no connection was logged after the reload to information:\n" + server.Output);
+            await using var c = await RawSmtp.OpenAsync(server.Port, host: server.Host, from: loud);
+            await c.CommandAsync("QUIT", 221);
+        }
+        Assert.DoesNotContain("ip=127.0.0.77", server.Output, StringComparison.Ordinal);
+        Assert.False(server.HasExited);
+    }
+
+    [Fact]
     public async Task ANewMaxMessageSizeAppliesAndATransactionUnderWayFinishes()
     {
         using var server = await StartAsync();
