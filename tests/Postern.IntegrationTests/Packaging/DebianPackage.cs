@@ -140,6 +140,14 @@ public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<Deb
             Assert.Contains("Subject: through the package", File.ReadAllText(delivered), StringComparison.Ordinal);
             Assert.Equal("postern", (await Run("stat", ["-c", "%U", delivered])).Stdout.Trim());
 
+            // The sendmail wrapper (what /usr/sbin/sendmail points at) hands a message from a local program over.
+            var sendmail = await Run("/usr/lib/postern/sendmail", ["-i", "--config", config, "admin@example.test"],
+                stdin: "Subject: through the sendmail wrapper\n\nFrom cron.\n");
+            Assert.True(sendmail.ExitCode == 0, $"/usr/lib/postern/sendmail: exit {sendmail.ExitCode}\n{sendmail.All}");
+            await WaitFor(() => Directory.EnumerateFiles(maildir).Count() == 2, TimeSpan.FromSeconds(30),
+                () => $"the message given to /usr/lib/postern/sendmail did not arrive in {maildir}:\n{Text(output)}");
+            Assert.Contains(Directory.EnumerateFiles(maildir).Select(File.ReadAllText), m => m.Contains("Subject: through the sendmail wrapper", StringComparison.Ordinal));
+
             // SIGTERM drains and ends it.
             Assert.Equal(0, (await Run("kill", ["-TERM", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])).ExitCode);
             using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
