@@ -42,7 +42,8 @@ public sealed class PosternServer : IAsyncDisposable
         Directory.CreateDirectory(options.DataDirectory);
         if (!OperatingSystem.IsWindows())
         {
-            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            // 0711 (HELPERS.md): others may pass through to a known name (Dovecot's auth reads DATA/passwd by its group), never list it.
+            File.SetUnixFileMode(options.DataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
         }
         Spool = new Spool(Path.Combine(options.DataDirectory, "queue"), durability);
         Accounts = AccountStore.Open(options.ResolvePath(options.Accounts.PasswdFile),
@@ -75,7 +76,9 @@ public sealed class PosternServer : IAsyncDisposable
             : new DomainDelivery(resolver, _outbound, options.Delivery.RemotePort, _time);
         Control = new QueueControl(Spool.Root);
         var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, options.Domains[0], options.Delivery.MaxQueueLifetime, _time);
-        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control);
+        // Delivery.Lmtp: local mail goes to the LMTP server (Dovecot: Sieve, quotas) instead of the Maildir.
+        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname, _time) : null;
+        Runner = new QueueRunner(Spool, AddressBook, maildir, remote, bounces, options.Delivery, logger, _time, Control, lmtp);
         _certificates = new CertificateReloader(options, logger, _time);
         Context = new ServerContext
         {
