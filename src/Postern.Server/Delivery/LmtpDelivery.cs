@@ -94,7 +94,9 @@ public sealed class LmtpDelivery
         }
         catch (Exception e) when (e is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            var why = e is OperationCanceledException ? $"no connection within {_timeout.TotalSeconds:0} s" : e.Message;
+            var why = e is OperationCanceledException ? $"no connection within {_timeout.TotalSeconds:0} s"
+                : _endpoint is UnixDomainSocketEndPoint && !File.Exists(Relay) ? "no such socket (is the LMTP server running, and is this its path?)"
+                : e.Message;
             return Result(new DeliveryOutcome.Deferred($"cannot connect to the LMTP server {Relay} (Delivery.Lmtp): {why}", retryAt));
         }
         await using var stream = new NetworkStream(socket, ownsSocket: false);
