@@ -12,6 +12,10 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
+# A private Dovecot serves what Postern delivers (IMAP), and takes it by LMTP with Sieve and quotas.
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+[ -f /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || need+=(dovecot-sieve)
 # Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)
@@ -41,6 +45,11 @@ if ((${#need[@]})); then
     # Likewise the system-wide HAProxy: the tests run their own, each with a generated configuration.
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
     $SUDO service haproxy stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${need[*]} " == *" dovecot-"* ]]; then
+    # And the system-wide Dovecot (ports 143 and 993): the tests run their own, each with its own base_dir.
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+    $SUDO service dovecot stop >/dev/null 2>&1 || true
   fi
   if [[ " ${need[*]} " == *" postsrsd "* ]]; then
     # And the system-wide PostSRSd (127.0.0.1, ports 10001 and 10002): the tests run their own.

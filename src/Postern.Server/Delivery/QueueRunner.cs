@@ -375,6 +375,14 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             }
             if (targets is [var only] && only.Local && only.Address.Equals(r.Address, StringComparison.OrdinalIgnoreCase))
             {
+                if (!addressBook.Accounts.Exists(only.Address))
+                {
+                    // Postmaster with neither account nor alias (RFC 5321 §4.5.1): the LMTP server
+                    // knows no such user, so it gets its Maildir as without LMTP; never lost.
+                    r.LastAttempt = now;
+                    Record(message, r, DeliverOne(message, r, state), "local", now);
+                    continue;
+                }
                 accounts.Add(r);
                 continue;
             }
