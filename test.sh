@@ -17,6 +17,10 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)   # checks the Debian pack
 command -v strip >/dev/null 2>&1 || need+=(binutils)   # build-deb.sh strips libsodium.so
 command -v adduser >/dev/null 2>&1 || need+=(adduser)   # the package's postinst creates the user postern
 [ -x /bin/kill ] || need+=(procps)   # kill -HUP: the reload tests signal a real `postern serve`
+# A private Dovecot serves what Postern delivers (IMAP), and takes it by LMTP with Sieve and quotas.
+[ -x /usr/sbin/dovecot ] || need+=(dovecot-imapd)
+[ -x /usr/lib/dovecot/lmtp ] || need+=(dovecot-lmtpd)
+[ -f /usr/lib/dovecot/modules/lib90_sieve_plugin.so ] || need+=(dovecot-sieve)
 # Debian's dkimpy (and dnspython) verify what Postern signs and seals, and sign and seal what Postern verifies.
 /usr/bin/python3 -c 'import dkim' >/dev/null 2>&1 || need+=(python3-dkim)
 /usr/bin/python3 -c 'import dns.resolver' >/dev/null 2>&1 || need+=(python3-dnspython)
@@ -46,6 +50,11 @@ if ((${#need[@]})); then
     # Likewise the system-wide HAProxy: the tests run their own, each with a generated configuration.
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now haproxy >/dev/null 2>&1 || true; fi
     $SUDO service haproxy stop >/dev/null 2>&1 || true
+  fi
+  if [[ " ${need[*]} " == *" dovecot-"* ]]; then
+    # And the system-wide Dovecot (ports 143 and 993): the tests run their own, each with its own base_dir.
+    if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now dovecot >/dev/null 2>&1 || true; fi
+    $SUDO service dovecot stop >/dev/null 2>&1 || true
   fi
   if [[ " ${need[*]} " == *" postsrsd "* ]]; then
     # And the system-wide PostSRSd (127.0.0.1, ports 10001 and 10002): the tests run their own.

@@ -81,7 +81,9 @@ public sealed partial class PosternServer : IAsyncDisposable
         Control = new QueueControl(Spool.Root);
         var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, () => InForce().Options.Domains[0], () => InForce().Options.Delivery.MaxQueueLifetime, _time);
         var first = Configure(options, 1, previous: null);
-        Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control) { Configuration = InForce };
+        // Delivery.Lmtp: local mail goes to the LMTP server (Dovecot: Sieve, quotas) instead of the Maildir.
+        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname, _time) : null;
+        Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control, lmtp) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
         Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
         Context = new ServerContext

@@ -53,7 +53,12 @@ public static class PasswdFile
         return null;
     }
 
-    /// <summary>Rewrites the file with one account set, added or replaced (null hash: removed). Keeps other lines as they were.</summary>
+    /// <summary>
+    /// Rewrites the file with one account set, added or replaced (null hash: removed). Keeps other
+    /// lines as they were, and the file's owner, group and mode: Dovecot's auth process (user
+    /// dovecot) reads it through its group (README: group postern, mode 0640). A new file is 0600.
+    /// </summary>
+    /// <exception cref="IOException">The owner or group cannot be kept (the message names the file and group); the file is unchanged.</exception>
     public static bool Update(string path, string address, string? hash, IDurability durability)
     {
         var lines = File.Exists(path) ? File.ReadAllText(path).Split('\n').Select(l => l.TrimEnd('\r')).ToList() : [];
@@ -84,7 +89,7 @@ public static class PasswdFile
         }
         var text = lines.Count == 0 ? "" : string.Join('\n', lines) + "\n";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        SafeFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(text), durability);
+        SafeFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(text), durability, UnixFileMode.UserRead | UnixFileMode.UserWrite, FileOwners.Of(path));
         return found;
     }
 }

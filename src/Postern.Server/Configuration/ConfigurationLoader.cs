@@ -261,6 +261,8 @@ public static class ConfigurationLoader
         var binds = o.Delivery.BindAddresses.Select(a => System.Net.IPAddress.TryParse(a, out var ip) ? ip : null).ToList();
         Check(binds.All(b => b is not null), "Delivery.BindAddresses", "must be IP addresses");
         Check(binds.GroupBy(b => b?.AddressFamily).All(g => g.Count() == 1), "Delivery.BindAddresses", "at most one IPv4 and one IPv6 address");
+        Check(o.Delivery.Lmtp is null || Delivery.LmtpDelivery.TryParseEndpoint(o.Delivery.Lmtp, out _), "Delivery.Lmtp",
+            "must be unix:/path (or /path) for a unix socket, or host:port");
         Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");
         Check(o.Limits.MaxRecipients is >= 1 and <= 10_000, "Limits.MaxRecipients", "must be between 1 and 10000");
         Check(o.Limits.MaxConnections >= 1, "Limits.MaxConnections", "must be at least 1");

@@ -187,6 +187,14 @@ public sealed class DeliveryOptions
     /// the system chooses.
     /// </summary>
     public List<string> BindAddresses { get; set; } = [];
+
+    /// <summary>
+    /// An LMTP server (RFC 2033) local mail is handed to instead of being written into the Maildir:
+    /// "unix:/run/dovecot/lmtp" (or "/run/dovecot/lmtp") for a unix socket, "host:port" for TCP, so
+    /// that Dovecot's Sieve filters, vacation replies and quotas apply. Default null: Postern writes
+    /// the Maildir itself, which needs no other program.
+    /// </summary>
+    public string? Lmtp { get; set; }
 }
 
 public sealed class MailAuthOptions

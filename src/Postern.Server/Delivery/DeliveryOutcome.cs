@@ -23,10 +23,13 @@ public abstract record DeliveryOutcome
     public sealed record Bounced(string Reply) : DeliveryOutcome;
 }
 
-/// <summary>One remote server as the logs name it: <c>host[ip]:port</c>, and the TLS version used (null: none).</summary>
-public sealed record Hop(string Host, IPAddress Address, int Port, string? Tls)
+/// <summary>
+/// One server as the logs name it: <c>host[ip]:port</c>, and the TLS version used (null: none). The
+/// address is null for an LMTP server on a unix socket (Host is its path) or named by host name.
+/// </summary>
+public sealed record Hop(string Host, IPAddress? Address, int Port, string? Tls)
 {
-    public override string ToString() => $"{Host}[{Address}]:{Port}";
+    public override string ToString() => Address is null ? Port == 0 ? Host : $"{Host}:{Port}" : $"{Host}[{Address}]:{Port}";
 }
 
 /// <summary>

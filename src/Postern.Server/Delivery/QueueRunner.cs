@@ -27,7 +27,7 @@ namespace Postern.Server.Delivery;
 /// attempt, when it is set (a reload changes them); otherwise from the constructor's.
 /// </remarks>
 public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? startRemote, BounceWriter? bounces,
-    Configuration.DeliveryOptions startOptions, ILogger logger, TimeProvider time, QueueControl? control = null)
+    Configuration.DeliveryOptions startOptions, ILogger logger, TimeProvider time, QueueControl? control = null, LmtpDelivery? lmtp = null)
 {
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
     private readonly int workers = startOptions.LocalConcurrency + startOptions.RemoteConcurrency;
@@ -176,9 +176,13 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         var remote = config is null ? startRemote : config.Remote;
         var discard = options.Discard;
         var changed = order is not null && ApplyOrder(message, state, order, now);
+        if (lmtp is not null && !discard)
+        {
+            changed |= await DeliverByLmtpAsync(message, state, now, options, cancellationToken).ConfigureAwait(false);
+        }
         foreach (var r in state.Recipients.ToList())
         {
-            if (r.Status is "delivered" or "bounced" || (!r.Local && !discard))
+            if (r.Status is "delivered" or "bounced" || (!r.Local && !discard) || (lmtp is not null && !discard))
             {
                 continue;
             }
@@ -327,24 +331,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                     waitsForOne = true;
                     continue;
                 }
-                r.Attempts++;
-                r.LastAttempt = after;
-                if (outcome is DeliveryOutcome.Deferred d && after - message.Envelope.Received >= options.MaxQueueLifetime)
-                {
-                    // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
-                    outcome = new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}") { Via = d.Via };
-                }
-                else if (outcome is DeliveryOutcome.Deferred { Crowded: true } refused && r.Attempts <= CrowdedQuickRetries)
-                {
-                    // "Too many connections" with none of ours under way: those we just closed may
-                    // still count there. Soon again, a few times, before the usual backoff.
-                    outcome = refused with { RetryAt = after + Min(CrowdedRetryDelay, options.RetryInitialDelay) };
-                }
-                else if (outcome is DeliveryOutcome.Deferred deferred)
-                {
-                    outcome = deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
-                }
-                Record(message, r, outcome, remote.Transport, after);
+                Record(message, r, Settle(message, r, outcome, after, options), remote.Transport, after);
             }
             if (waitsForOne)
             {
@@ -354,6 +341,100 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         }
         return changed;
     }
+
+    /// <summary>Counts the attempt and says when a deferred recipient is due again, or that it expired.</summary>
+    private static DeliveryOutcome Settle(SpooledMessage message, RecipientState r, DeliveryOutcome outcome, DateTimeOffset after, Configuration.DeliveryOptions options)
+    {
+        r.Attempts++;
+        r.LastAttempt = after;
+        if (outcome is DeliveryOutcome.Deferred d && after - message.Envelope.Received >= options.MaxQueueLifetime)
+        {
+            // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
+            return new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}") { Via = d.Via };
+        }
+        if (outcome is DeliveryOutcome.Deferred { Crowded: true } refused && r.Attempts <= CrowdedQuickRetries)
+        {
+            // "Too many connections" with none of ours under way: those we just closed may
+            // still count there. Soon again, a few times, before the usual backoff.
+            return refused with { RetryAt = after + Min(CrowdedRetryDelay, options.RetryInitialDelay) };
+        }
+        if (outcome is DeliveryOutcome.Deferred deferred)
+        {
+            return deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
+        }
+        return outcome;
+    }
+
+    /// <summary>
+    /// Local recipients that are due, handed to the LMTP server (Delivery.Lmtp) in one transaction.
+    /// An alias (or a +tag) first becomes its final addresses, each a recipient of its own, so that
+    /// each account's reply decides for it alone and a retry never repeats a copy already delivered.
+    /// </summary>
+    private async Task<bool> DeliverByLmtpAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, Configuration.DeliveryOptions options, CancellationToken cancellationToken)
+    {
+        bool Due(RecipientState r) => r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now));
+        var accounts = new List<RecipientState>();
+        var changed = false;
+        foreach (var r in state.Recipients.Where(Due).ToList())
+        {
+            changed = true;
+            // A recipient an alias gave is an account already: not expanded again.
+            var targets = r.Original is null ? addressBook.Expand(r.Address) : [(r.Address, true)];
+            if (targets.Count == 0)
+            {
+                // Valid at RCPT (see DeliverOne): never discarded on that, retried until the queue lifetime.
+                r.LastAttempt = now;
+                Record(message, r, new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)", now + RetryDelay), "lmtp", now);
+                continue;
+            }
+            if (targets is [var only] && only.Local && only.Address.Equals(r.Address, StringComparison.OrdinalIgnoreCase))
+            {
+                if (!addressBook.Accounts.Exists(only.Address))
+                {
+                    // Postmaster with neither account nor alias (RFC 5321 §4.5.1): the LMTP server
+                    // knows no such user, so it gets its Maildir as without LMTP; never lost.
+                    r.LastAttempt = now;
+                    Record(message, r, DeliverOne(message, r, state, discard: false), "local", now);
+                    continue;
+                }
+                accounts.Add(r);
+                continue;
+            }
+            foreach (var (address, local) in targets)
+            {
+                if (!state.Recipients.Any(x => x.Address.Equals(address, StringComparison.OrdinalIgnoreCase) && x.Local == local))
+                {
+                    var added = new RecipientState { Address = address, Local = local, Original = r.Address };
+                    state.Recipients.Add(added);
+                    if (local)
+                    {
+                        accounts.Add(added);
+                    }
+                }
+            }
+            r.LastAttempt = now;
+            Record(message, r, new DeliveryOutcome.Delivered($"expanded to {string.Join(' ', targets.Select(t => t.Address))}"), "lmtp", now);
+        }
+        if (accounts.Count == 0)
+        {
+            return changed;
+        }
+        var outcomes = await lmtp!.DeliverAsync(message, accounts.Select(a => a.Address).ToList(), LmtpHeader(message.Envelope), cancellationToken).ConfigureAwait(false);
+        var after = time.GetUtcNow();
+        for (var i = 0; i < accounts.Count; i++)
+        {
+            Record(message, accounts[i], Settle(message, accounts[i], outcomes[i].Outcome, after, options), "lmtp", after);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// What local delivery puts on top for the LMTP server (which adds Return-Path and Delivered-To
+    /// itself): the Authentication-Results field, and for a folder other than the inbox (DMARC
+    /// quarantine) an X-Postern-Folder field a Sieve rule files by (README).
+    /// </summary>
+    private static string? LmtpHeader(Envelope envelope) =>
+        envelope.Folder is null ? envelope.AuthenticationResults : $"X-Postern-Folder: {envelope.Folder}\r\n{envelope.AuthenticationResults}";
 
     private static string DomainOf(string address) => address[(address.LastIndexOf('@') + 1)..];
 
@@ -395,7 +476,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                 break;
         }
         var via = outcome.Via;
-        Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, transport, via?.Host ?? "-", via?.Address.ToString() ?? "-", via?.Port ?? 0,
+        Log.Delivery(logger, message.Id.Value, r.Address, r.Original ?? r.Address, transport, via?.Host ?? "-", via?.Address?.ToString() ?? "-", via?.Port ?? 0,
             via?.Tls ?? "-", status, delay, r.Detail ?? "");
     }
 

@@ -36,7 +36,8 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     /// <summary>How long an unused connection stays open. Postfix keeps them 2 s; a little more suits bursts.</summary>
     public static readonly TimeSpan IdleTime = TimeSpan.FromSeconds(5);
     private const int MaxIdlePerServer = 20;
-    private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
+    /// <summary>When a deferred recipient is due again, before the queue's backoff decides.</summary>
+    internal static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
     private readonly string _hostname;
     private readonly TimeProvider _time;
     private readonly TimeSpan _timeout;
@@ -228,7 +229,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         }
     }
 
-    private static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
+    internal static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
 
     private static Hop Hop(SmtpRoute route, EnvelopeSmtpClient client) =>
         new(route.Host, route.Address, route.Port, client.IsConnected && client.IsSecure ? TlsName(client.SslProtocol) : null);
@@ -240,7 +241,8 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         _ => p.ToString(),
     };
 
-    private static DeliveryOutcome Outcome(int code, string text, DateTimeOffset retryAt) =>
+    /// <summary>A refusal's outcome, for SMTP and LMTP alike: 5xx bounces with the server's words, anything else defers.</summary>
+    internal static DeliveryOutcome Outcome(int code, string text, DateTimeOffset retryAt) =>
         code >= 500 ? new DeliveryOutcome.Bounced($"{code} {text}") : new DeliveryOutcome.Deferred($"{code} {text}", retryAt);
 
     private EnvelopeSmtpClient NewClient(SmtpRoute route)

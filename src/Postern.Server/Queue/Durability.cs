@@ -71,7 +71,15 @@ public sealed partial class Durability : IDurability
 public static class SafeFile
 {
     /// <summary>Writes a whole file durably: temp file, fsync, rename, fsync the directory.</summary>
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite)
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode = UnixFileMode.UserRead | UnixFileMode.UserWrite) =>
+        WriteAllBytes(path, content, durability, mode, null);
+
+    /// <summary>
+    /// Like <see cref="WriteAllBytes(string, ReadOnlySpan{byte}, IDurability, UnixFileMode)"/>, and the new file gets
+    /// <paramref name="owner"/>'s owner, group and mode before the rename, so that no reader of the old
+    /// file (by group) ever finds it unreadable. Throws (nothing replaced) when they cannot be kept.
+    /// </summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode, FileOwner? owner)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Random.Shared.Next():x}.tmp");
@@ -81,6 +89,10 @@ public static class SafeFile
             {
                 durability.BeforeWrite(tmp, content.Length);
                 RandomAccess.Write(handle, content, 0);
+                if (owner is { } keep)
+                {
+                    FileOwners.Apply(handle, path, keep);
+                }
                 durability.FlushFile(handle, tmp);
             }
             File.Move(tmp, path, overwrite: true);

@@ -56,7 +56,10 @@ public static class UserCommand
                     return ExitCode.Problem;
                 }
                 var password = ReadPassword(a, stdin, stderr);
-                PasswdFile.Update(path, normalized, PasswordHasher.Hash(password), Durability.Instance);
+                if (!TryUpdate(path, normalized, PasswordHasher.Hash(password), stderr))
+                {
+                    return ExitCode.Problem;
+                }
                 stdout.WriteLine(action == "add" ? $"added {normalized}" : $"password changed for {normalized}");
                 return ExitCode.Ok;
             case "del":
@@ -65,11 +68,29 @@ public static class UserCommand
                     stderr.WriteLine($"postern: no such user {normalized}");
                     return ExitCode.Problem;
                 }
-                PasswdFile.Update(path, normalized, null, Durability.Instance);
+                if (!TryUpdate(path, normalized, null, stderr))
+                {
+                    return ExitCode.Problem;
+                }
                 stdout.WriteLine($"deleted {normalized} (its mailbox is kept)");
                 return ExitCode.Ok;
             default:
                 throw new UsageException($"unknown action 'user {action}'");
+        }
+    }
+
+    /// <summary>Rewrites the passwd file; a failure (such as a group that cannot be kept for Dovecot) is one line, the file unchanged.</summary>
+    private static bool TryUpdate(string path, string address, string? hash, TextWriter stderr)
+    {
+        try
+        {
+            PasswdFile.Update(path, address, hash, Durability.Instance);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"postern: {e.Message}");
+            return false;
         }
     }
 

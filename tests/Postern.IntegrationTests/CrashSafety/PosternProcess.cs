@@ -90,9 +90,10 @@ internal sealed class PosternProcess : IDisposable
     /// <summary>
     /// Writes a config for <paramref name="dataDir"/> next to it and starts the server; returns once its port accepts.
     /// <paramref name="extra"/> adds or replaces top-level configuration sections (e.g. "Dns", "Delivery").
+    /// <paramref name="runAs"/> runs it as that user (setpriv, with the user's groups), as a system service would.
     /// </summary>
-    /// <paramref name="dll"/> is the postern.dll to run (default: the one beside the tests).
-    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null, string? dll = null)
+    /// <paramref name="dll"/> is the postern.dll to run (default: the one beside the tests; with <paramref name="runAs"/>, a copy every user can read).
+    public static async Task<PosternProcess> StartAsync(string dataDir, TimeSpan timeout, IReadOnlyDictionary<string, object>? extra = null, string? dll = null, string? runAs = null)
     {
         var host = $"127.0.3.{(Interlocked.Increment(ref _instances) % 250) + 1}";
         var port = FreePort(host);
@@ -118,9 +119,9 @@ internal sealed class PosternProcess : IDisposable
         var json = JsonSerializer.Serialize(settings);
         await File.WriteAllTextAsync(config, json);
 
-        dll ??= Path.Combine(AppContext.BaseDirectory, "postern.dll");
+        dll ??= runAs is not null && !OperatingSystem.IsWindows() ? Infrastructure.SystemUsers.WorldReadablePosternDll : Path.Combine(AppContext.BaseDirectory, "postern.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: the test project references src/Postern, whose output must be copied next to the tests");
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(runAs is null ? DotnetHost() : "setpriv")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -128,6 +129,13 @@ internal sealed class PosternProcess : IDisposable
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(dataDir)!,
         };
+        if (runAs is not null)
+        {
+            foreach (var a in new[] { $"--reuid={runAs}", $"--regid={runAs}", "--init-groups", DotnetHost() })
+            {
+                start.ArgumentList.Add(a);
+            }
+        }
         start.ArgumentList.Add(dll);
         start.ArgumentList.Add("serve");
         start.ArgumentList.Add("--config");

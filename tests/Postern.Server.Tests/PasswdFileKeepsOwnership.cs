@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using Postern.Server.Accounts;
+using Postern.Server.Queue;
+
+namespace Postern.Server.Tests;
+
+/// <summary>
+/// `postern user add|passwd|del` rewrite the passwd file (temp file, rename); Dovecot's auth process
+/// reads it through its group (README), so the rewrite must keep owner, group and mode (issue 11).
+/// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class PasswdFileKeepsOwnership : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "postern-passwd-tests", Guid.NewGuid().ToString("N"));
+
+    public PasswdFileKeepsOwnership() => Directory.CreateDirectory(_folder);
+
+    private string Passwd => Path.Combine(_folder, "passwd");
+
+    private static readonly UnixFileMode Mode0640 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+
+    [Fact]
+    public void ANewFileIsReadableByItsOwnerAlone()
+    {
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}x", Durability.Instance);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Passwd));
+    }
+
+    [Fact]
+    public void AddChangeAndDeleteKeepTheGroupAndMode()
+    {
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}a", Durability.Instance);
+        // Debian's group `mail` (8) stands for the group the admin gave the file; this test runs as root.
+        Chown("root:mail", Passwd);
+        File.SetUnixFileMode(Passwd, Mode0640);
+        var before = FileOwners.Of(Passwd)!.Value;
+        Assert.Equal("mail", FileOwners.GroupName(before.Gid));
+
+        PasswdFile.Update(Passwd, "bob@example.test", "{PLAIN}b", Durability.Instance);
+        Assert.Equal(before, FileOwners.Of(Passwd));
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}c", Durability.Instance);
+        Assert.Equal(before, FileOwners.Of(Passwd));
+        PasswdFile.Update(Passwd, "bob@example.test", null, Durability.Instance);
+        Assert.Equal(before, FileOwners.Of(Passwd));
+        Assert.Equal(["alice@example.test"], PasswdFile.Load(Passwd).Keys);
+        Assert.Empty(Directory.GetFiles(_folder, "*.tmp"));
+    }
+
+    [Fact]
+    public void TheOwnerIsKeptWhenRootRewritesAnotherUsersFile()
+    {
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}a", Durability.Instance);
+        Chown("nobody:nogroup", Passwd);
+        var before = FileOwners.Of(Passwd)!.Value;
+        Assert.Equal("nobody", FileOwners.UserName(before.Uid));
+
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}b", Durability.Instance);
+        Assert.Equal(before, FileOwners.Of(Passwd));
+    }
+
+    private static void Chown(string owner, string path)
+    {
+        using var p = Process.Start("chown", [owner, path])!;
+        p.WaitForExit();
+        Assert.Equal(0, p.ExitCode);
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
