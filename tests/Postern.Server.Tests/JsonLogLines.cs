@@ -76,6 +76,7 @@ public sealed class JsonLogLines
     [InlineData("back\\slash")]
     [InlineData("line\r\nevent=forged key=1")]
     [InlineData("tab\there, nul\0, bell\a, esc\x1b, del\x7f")]
+    [InlineData("C1: csi\u009b31m, nel\u0085, osc\u009d")]
     [InlineData("unicode: Grüße, 日本語, emoji 📬, separators \u2028\u2029")]
     [InlineData("")]
     public void ClientDataCannotBreakTheObject(string helo)
@@ -84,6 +85,7 @@ public sealed class JsonLogLines
         var line = Assert.Single(lines); // a CR or LF in a value never starts a second line
         Assert.DoesNotContain('\r', line);
         Assert.DoesNotContain('\x7f', line);
+        Assert.DoesNotContain(line, c => c is >= '\x80' and < '\xa0' or '\u2028' or '\u2029'); // a terminal would obey C1 controls
         var o = Parse(line);
         Assert.Equal(helo, o.GetProperty("helo").GetString());
         Assert.Equal("disconnect", o.GetProperty("event").GetString());
@@ -134,5 +136,12 @@ public sealed class JsonLogLines
     {
         var line = Assert.Single(Lines(l => Log.Rejected(l, "s1", null, "192.0.2.7", "RCPT", 554, "5.7.1", "relay_denied", "to=<x@remote.example>"), LogFormat.KeyValue));
         Assert.Equal("2025-03-04T05:06:07.890Z info event=rejected session=s1 queue_id=\"\" ip=192.0.2.7 command=RCPT code=554 enhanced=5.7.1 reason=relay_denied detail=\"to=<x@remote.example>\"", line);
+    }
+
+    [Fact]
+    public void KeyValueEscapesC1ControlsAndLineSeparatorsToo()
+    {
+        var line = Assert.Single(Lines(l => Log.Disconnect(l, "s1", "192.0.2.7", "a\u009b31mb\u0085c\u2028d", 0, 0, 0, 0, "quit"), LogFormat.KeyValue));
+        Assert.Contains("helo=\"a\\x9b31mb\\x85c\\u2028d\"", line, StringComparison.Ordinal);
     }
 }

@@ -250,8 +250,12 @@ public sealed class KeyValueLoggerProvider : ILoggerProvider
             {
                 case '"': sb.Append("\\\""); break;
                 case '\\': sb.Append("\\\\"); break;
-                case < ' ' or '\x7f':
+                // C0, DEL and C1 (U+0085 NEL, U+009B CSI: a terminal obeys them too), and the Unicode line separators.
+                case < ' ' or (>= '\x7f' and < '\xa0'):
                     sb.Append("\\x").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+                    break;
+                case '\u2028' or '\u2029':
+                    sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     break;
                 default: sb.Append(c); break;
             }
@@ -325,7 +329,7 @@ public sealed class KeyValueLoggerProvider : ILoggerProvider
                 case '\n': sb.Append("\\n"); break;
                 case '\r': sb.Append("\\r"); break;
                 case '\t': sb.Append("\\t"); break;
-                case < ' ' or '\x7f' or '\u2028' or '\u2029':
+                case < ' ' or (>= '\x7f' and < '\xa0') or '\u2028' or '\u2029':
                     sb.Append("\\u").Append(((int)c).ToString("x4", CultureInfo.InvariantCulture));
                     break;
                 default:
