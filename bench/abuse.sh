@@ -48,6 +48,7 @@ cat >"$PN_CONF" <<JSON
 {
   "Hostname": "mx.bench.test",
   "DataDirectory": "$PN_DATA",
+  "User": "$(id -un)",
   "Domains": ["bench.test"],
   "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:$PN_PORT", "Role": "mx" } ],
   "Tls": { "Generate": true },

@@ -213,6 +213,7 @@ write_postern_config() {
 {
   "Hostname": "postern.bench.test",
   "DataDirectory": "$PN_DATA",
+  "User": "$(id -un)",
   "Domains": ["bench.test"],
   "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:$PN_PORT", "Role": "mx" } ],
   "Tls": { "Generate": true },

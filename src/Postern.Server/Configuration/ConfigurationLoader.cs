@@ -229,9 +229,15 @@ public static class ConfigurationLoader
         for (var i = 0; i < o.Relay.TrustedNetworks.Count; i++)
         {
             Check(IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out var trusted), $"Relay.TrustedNetworks[{i}]", $"'{o.Relay.TrustedNetworks[i]}' is not a network in CIDR form (e.g. 192.0.2.0/24)");
-            // A trusted network may relay anywhere without AUTH: one that spans the whole address space is an open relay.
-            Check(trusted.PrefixLength > 0 || !IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _), $"Relay.TrustedNetworks[{i}]",
+            // A trusted network may relay anywhere without AUTH. One that spans the whole address space
+            // is an open relay, and so is a handful of halves (0.0.0.0/1 + 128.0.0.0/1): no network
+            // of one's own is wider than an IPv4 /8 or an IPv6 /16, so nothing wider is trusted.
+            var parsed = IPNetwork.TryParse(o.Relay.TrustedNetworks[i], out _);
+            var widest = trusted.BaseAddress.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? 8 : 16;
+            Check(!parsed || trusted.PrefixLength > 0, $"Relay.TrustedNetworks[{i}]",
                 $"'{o.Relay.TrustedNetworks[i]}' is every address: anyone could relay through this server (an open relay); list only your own networks, and let your users authenticate");
+            Check(!parsed || trusted.PrefixLength == 0 || trusted.PrefixLength >= widest, $"Relay.TrustedNetworks[{i}]",
+                $"'{o.Relay.TrustedNetworks[i]}' is wider than /{widest}: more of the Internet than any network of one's own, so nearly anyone could relay (an open relay); list only your own networks, and let your users authenticate");
         }
         if (o.Relay.Smarthost is { } sh)
         {

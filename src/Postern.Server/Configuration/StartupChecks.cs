@@ -15,9 +15,23 @@ namespace Postern.Server.Configuration;
 public static class StartupChecks
 {
     /// <summary>Every problem found for a server that would run as <paramref name="runAs"/>; with <paramref name="endpoints"/>, each listener's endpoint is bound (and closed again).</summary>
-    public static List<string> Run(PosternOptions o, UnixUser runAs, bool endpoints)
+    /// <remarks>
+    /// <paramref name="configFile"/> (null for --dev alone) must be readable by that user too: a reload
+    /// and the aliases re-read it after the switch. A server that would run as root is refused unless
+    /// <c>User</c> says "root" or <paramref name="allowRoot"/> (--dev, a trial on one's own machine).
+    /// </remarks>
+    public static List<string> Run(PosternOptions o, UnixUser runAs, bool endpoints, string? configFile = null, bool allowRoot = false)
     {
         var errors = new List<string>();
+        if (runAs.IsRoot && !allowRoot && o.User != "root")
+        {
+            var why = Directory.Exists(o.DataDirectory) ? $"the data directory {o.DataDirectory} belongs to root" : $"the data directory {o.DataDirectory} does not exist yet and User is not set";
+            errors.Add($"User: the server would run as root ({why}); give it a user of its own (adduser --system --group postern; then set \"User\": \"postern\", or chown -R postern: {o.DataDirectory}), or set \"User\": \"root\" to insist");
+        }
+        if (configFile is not null)
+        {
+            CheckReadable(o, runAs, "--config", configFile, mayBeMissing: false, errors, hint: $" (a reload and the aliases read it again as {runAs.Name}: chgrp {runAs.Name} {configFile} && chmod 0640 {configFile})");
+        }
         CheckDataDirectory(o, runAs, errors);
         CheckTls(o, runAs, errors);
         CheckReadable(o, runAs, "Accounts.PasswdFile", o.ResolvePath(o.Accounts.PasswdFile), mayBeMissing: true, errors);
@@ -143,7 +157,7 @@ public static class StartupChecks
     }
 
     /// <summary>Whether the file exists and the server's user may read it; false (and an error) otherwise.</summary>
-    private static bool CheckReadable(PosternOptions o, UnixUser runAs, string key, string path, bool mayBeMissing, List<string> errors)
+    private static bool CheckReadable(PosternOptions o, UnixUser runAs, string key, string path, bool mayBeMissing, List<string> errors, string hint = "")
     {
         if (!File.Exists(path))
         {
@@ -155,7 +169,7 @@ public static class StartupChecks
         }
         if (runAs.CannotRead(path) is { } why)
         {
-            errors.Add($"{key}: the server's user cannot read it: {why}");
+            errors.Add($"{key}: the server's user cannot read it: {why}{hint}");
             return false;
         }
         return true;

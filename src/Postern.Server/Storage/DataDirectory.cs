@@ -31,6 +31,25 @@ public static class DataDirectory
     }
 
     /// <summary>
+    /// The user `serve` will run as, from here: the data directory's user (<see cref="Owner"/>) when
+    /// started as root, else this process's own user (it cannot become another; a different
+    /// <see cref="PosternOptions.User"/> is an error).
+    /// </summary>
+    public static UnixUser ServerUser(PosternOptions options)
+    {
+        var current = UnixUser.Current;
+        if (current.IsRoot)
+        {
+            return Owner(options);
+        }
+        if (!string.IsNullOrEmpty(options.User) && UnixUser.ByName(options.User) is { } wanted && wanted.Uid != current.Uid)
+        {
+            throw new ConfigurationException($"User: serve runs as {current.Name}, not as root, so it cannot become {wanted.Name} (start it as root or as {wanted.Name})");
+        }
+        return current;
+    }
+
+    /// <summary>
     /// Whether this process may change its user: set by the `postern` executable. A host that runs the
     /// command line inside itself (the tests) stays who it is.
     /// </summary>

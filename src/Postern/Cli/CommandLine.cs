@@ -151,6 +151,12 @@ public static class CommandLine
             stderr.WriteLine($"postern: {e.Message}");
             return ExitCode.Usage;
         }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            // A file or folder this user may not use (the data directory is the server user's): one line, never a stack trace.
+            stderr.WriteLine($"postern: {e.Message} (run it as root or as the server's user)");
+            return ExitCode.Usage;
+        }
         catch (ConfigurationException e)
         {
             // One line per problem, each naming its key.

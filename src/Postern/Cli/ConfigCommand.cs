@@ -23,10 +23,11 @@ public static class ConfigCommand
             throw new UsageException("config check [--config FILE] [--dev]");
         }
         var (options, file) = CommandLine.LoadOptions(a);
-        var runAs = DataDirectory.Owner(options);
-        // The running server of this data directory holds its own endpoints: that is no problem.
+        var runAs = DataDirectory.ServerUser(options);
+        // The running server of this data directory holds its own endpoints: that is no problem. When
+        // the lock cannot be looked at (another user's queue), nobody can say whose they are: not tried.
         var running = ServerRunning(options);
-        var problems = StartupChecks.Run(options, runAs, endpoints: !running);
+        var problems = StartupChecks.Run(options, runAs, endpoints: running == false, file, allowRoot: a.Dev);
         if (problems.Count > 0)
         {
             problems.ForEach(p => stderr.WriteLine($"postern: configuration error: {p}"));
@@ -39,14 +40,14 @@ public static class ConfigCommand
         });
         if (!a.Json)
         {
-            stdout.WriteLine($"configuration OK ({file ?? "embedded --dev defaults"}); the server runs as {runAs.Name}{(running ? "; a server is running on this data directory (its endpoints were not tried)" : "")}; effective values:");
+            stdout.WriteLine($"configuration OK ({file ?? "embedded --dev defaults"}); the server runs as {runAs.Name}{running switch { true => "; a server is running on this data directory (its endpoints were not tried)", null => "; the endpoints were not tried (this user cannot see whether a server runs: run it as root or as the server's user)", _ => "" }}; effective values:");
         }
         stdout.WriteLine(json);
         return ExitCode.Ok;
     }
 
     /// <summary>Whether a server holds the data directory's lock (opened only if it exists: the check makes nothing).</summary>
-    private static bool ServerRunning(PosternOptions options)
+    private static bool? ServerRunning(PosternOptions options)
     {
         var lockPath = Path.Combine(options.DataDirectory, "queue", QueueControl.LockFileName);
         try
@@ -65,7 +66,7 @@ public static class ConfigCommand
         }
         catch (UnauthorizedAccessException)
         {
-            return false; // not ours to look at; the endpoints are tried
+            return null; // not ours to look at
         }
         catch (IOException)
         {

@@ -57,12 +57,8 @@ public static class ServeCommand
         try
         {
             // What `postern config check` checks, for the user the server will run as: all problems at once.
-            var runAs = DataDirectory.Owner(options);
-            if (!UnixUser.Current.IsRoot && !string.IsNullOrEmpty(options.User) && UnixUser.Current.Uid != runAs.Uid)
-            {
-                throw new ConfigurationException($"User: serve runs as {UnixUser.Current.Name}, not as root, so it cannot become {runAs.Name} (start it as root or as {runAs.Name})");
-            }
-            var problems = StartupChecks.Run(options, runAs, endpoints: false);
+            var runAs = DataDirectory.ServerUser(options);
+            var problems = StartupChecks.Run(options, runAs, endpoints: false, file, allowRoot: a.Dev);
             if (problems.Count > 0)
             {
                 problems.ForEach(p => stderr.WriteLine($"postern: cannot start: {p}"));

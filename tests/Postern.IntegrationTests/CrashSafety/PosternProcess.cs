@@ -112,6 +112,11 @@ internal sealed class PosternProcess : IDisposable
             // Thousands of connections from 127.0.0.1 in a few seconds: rates are tested elsewhere (RateLimits.cs).
             ["Limits"] = new { MaxConnectionsPerIpPerMinute = 0, MaxMessagesPerHourPerIp = 0, MaxRecipientsPerHourPerIp = 0 },
         };
+        if (runAs is null && Environment.UserName == "root" && !OperatingSystem.IsWindows() && Postern.Server.Storage.UnixUser.OwnerOf(dataDir) is null or { IsRoot: true })
+        {
+            // The tests run as root, mostly with a data directory of root's: say so, or serve refuses to run as root.
+            settings["User"] = "root";
+        }
         foreach (var (key, value) in extra ?? new Dictionary<string, object>())
         {
             settings[key] = value;

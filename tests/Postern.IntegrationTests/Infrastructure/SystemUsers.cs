@@ -59,15 +59,26 @@ internal static class SystemUsers
     }
 
     /// <summary>Runs a `postern` verb as a process of its own (as root, as the tests are), to its end.</summary>
-    public static async Task<CliResult> RunVerbAsync(string stdin, params string[] args)
+    public static Task<CliResult> RunVerbAsync(string stdin, params string[] args) => RunVerbAsAsync(null, stdin, args);
+
+    /// <summary>Runs a `postern` verb as <paramref name="user"/> (setpriv, with the user's groups), or as root when null.</summary>
+    public static async Task<CliResult> RunVerbAsAsync(string? user, string stdin, params string[] args)
     {
-        var start = new ProcessStartInfo(CrashSafety.PosternProcess.DotnetHost())
+        var start = new ProcessStartInfo(user is null ? CrashSafety.PosternProcess.DotnetHost() : "setpriv")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (user is not null)
+        {
+            var who = UnixUser.ByName(user) ?? throw new InvalidOperationException($"no user {user}");
+            foreach (var a in new[] { $"--reuid={who.Uid}", $"--regid={who.Gid}", "--init-groups", CrashSafety.PosternProcess.DotnetHost() })
+            {
+                start.ArgumentList.Add(a);
+            }
+        }
         start.ArgumentList.Add(WorldReadablePosternDll);
         foreach (var a in args)
         {

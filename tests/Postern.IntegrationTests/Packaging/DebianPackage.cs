@@ -15,6 +15,7 @@ namespace Postern.IntegrationTests.Packaging;
 /// the sendmail alternative), the packaged binary serves mail as the user postern, and
 /// `dpkg --purge` takes it all away again. The package is built once per test run (the fixture).
 /// </summary>
+[Collection(SystemWide.Name)]
 public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<DebianPackage.Build>
 {
     /// <summary>Dropped into /var/lib/postern by this test, so that a later run knows a leftover is its own.</summary>
@@ -379,4 +380,15 @@ public sealed class DebianPackage(DebianPackage.Build build) : IClassFixture<Deb
             throw new InvalidOperationException($"no Postern.slnx with packaging/build-deb.sh above {AppContext.BaseDirectory}");
         }
     }
+}
+
+/// <summary>
+/// Tests that change the machine as a whole (a package installed: /etc/postern/postern.json, which
+/// every verb without --config reads, the postern user, /usr/sbin/sendmail) run alone, after every
+/// other test, never beside them.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SystemWide
+{
+    public const string Name = "system-wide";
 }

@@ -89,4 +89,62 @@ public sealed class RootLeavesNothingOfItsOwn
         Assert.True(serve.ExitCode == 2, serve.ToString());
         Assert.Contains("belongs to root, not to postern", serve.Err, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ServeAsRootIsRefusedWhenItWouldStayRootUnlessUserSaysSo()
+    {
+        // A data directory made with a plain `mkdir` as root: serve would keep running as root.
+        var data = SystemUsers.DataDirectoryOwnedBy(UnixUser.ById(0)!);
+        var config = Path.Combine(Path.GetDirectoryName(data)!, "rootly.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        var serve = await SystemUsers.RunVerbAsync("", "serve", "--config", config);
+        Assert.True(serve.ExitCode == 2, serve.ToString());
+        Assert.Contains($"postern: cannot start: User: the server would run as root (the data directory {data} belongs to root); give it a user of its own", serve.Err, StringComparison.Ordinal);
+        var check = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
+        Assert.True(check.ExitCode == 2, check.ToString());
+        Assert.Contains("User: the server would run as root", check.Err, StringComparison.Ordinal);
+
+        // "User": "root" says it is meant: the check passes.
+        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace("\"Domains\"", "\"User\": \"root\", \"Domains\"", StringComparison.Ordinal));
+        var meant = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
+        Assert.True(meant.ExitCode == 0, meant.ToString());
+    }
+
+    [Fact]
+    public async Task AConfigurationFileTheServersUserCannotReadIsAnError()
+    {
+        var postern = SystemUsers.Postern;
+        var data = SystemUsers.DataDirectoryOwnedBy(postern);
+        var config = Path.Combine(Path.GetDirectoryName(data)!, "secret.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite); // root's alone
+        var check = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
+        Assert.True(check.ExitCode == 2, check.ToString());
+        Assert.Contains($"--config: the server's user cannot read it: postern cannot read {config} (mode 0600, owner root", check.Err, StringComparison.Ordinal);
+        Assert.Contains($"chgrp postern {config} && chmod 0640 {config}", check.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AVerbAnOrdinaryUserMayNotRunSaysSoInOneLine()
+    {
+        var postern = SystemUsers.Postern;
+        var data = SystemUsers.DataDirectoryOwnedBy(postern);
+        var config = Path.Combine(Path.GetDirectoryName(data)!, "nobody.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        // postern's data directory is 0700 until a server makes it 0711; as nobody, `queue list` cannot look in.
+        var list = await SystemUsers.RunVerbAsAsync("nobody", "", "queue", "list", "--config", config);
+        Assert.True(list.ExitCode == 2, list.ToString());
+        Assert.DoesNotContain("Unhandled exception", list.Err, StringComparison.Ordinal);
+        Assert.EndsWith("(run it as root or as the server's user)", list.Err.Trim(), StringComparison.Ordinal);
+        Assert.Single(list.Err.Trim().Split('\n'));
+    }
 }
