@@ -196,7 +196,14 @@ public sealed partial class PosternServer : IAsyncDisposable
         }
         if (_pickup is not null)
         {
-            await _pickup;
+            try
+            {
+                await _pickup;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Log.PickupFailed(_logger, "-", e.Message); // a stop goes on; the files wait for the next start
+            }
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
         Log.Stopped(_logger, _sessions.Count);

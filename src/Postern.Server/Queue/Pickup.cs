@@ -124,6 +124,22 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
                     Log.PickupFailed(logger, name, e.Message);
                 }
             }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Anything else is the file's fault (a user may write it by hand): it is moved aside,
+                // so that one file can never stop the pickup for everybody else.
+                try
+                {
+                    MoveAside(name, null, $"could not be read as mail ({e.GetType().Name}: {Printable(e.Message)})");
+                }
+                catch (Exception again) when (again is IOException or UnauthorizedAccessException)
+                {
+                    if (_failing.Add(name))
+                    {
+                        Log.PickupFailed(logger, name, again.Message);
+                    }
+                }
+            }
         }
         return queued;
     }
@@ -204,13 +220,19 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         if (header.From is { } asked)
         {
             var wanted = LocalSubmission.Qualify(asked, options.Hostname);
-            if (MaySendAs(options, facts.Uid, user, wanted, UnixUsers.EffectiveUid))
+            // The file is the user's to write: the sender is checked here as at MAIL FROM (RFC 5321
+            // §4.1.2), or a CR LF in it would become header lines above the server's own trace fields.
+            if (wanted.Length > 0 && AddressParser.TryParseMailbox(wanted, true, out _) != AddressError.None)
+            {
+                refusal ??= $"553 5.1.7 Sender address <{Printable(wanted)}> is not a valid address";
+            }
+            else if (MaySendAs(options, facts.Uid, user, wanted, UnixUsers.EffectiveUid))
             {
                 from = wanted;
             }
             else
             {
-                refusal ??= $"553 5.7.1 Sender address <{wanted}> is not yours: only {own} (or {user}+tag@{options.Hostname}) unless {user} is in Sendmail.TrustedUsers";
+                refusal ??= $"553 5.7.1 Sender address <{Printable(wanted)}> is not yours: only {own} (or {user}+tag@{options.Hostname}) unless {user} is in Sendmail.TrustedUsers";
             }
         }
         var recipients = new List<string>(header.Recipients.Select(r => LocalSubmission.Qualify(r, options.Hostname)));
@@ -236,9 +258,12 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         {
             var problem = refusal;
             var local = false;
+            var address = r;
             if (AddressParser.TryParseMailbox(r, true, out var mailbox) != AddressError.None || mailbox is null)
             {
-                problem ??= $"553 5.1.3 <{r}>: not a valid address";
+                // Kept only for the report to the user, with nothing in it that could break a line.
+                address = Printable(r);
+                problem ??= $"553 5.1.3 <{address}>: not a valid address";
             }
             else
             {
@@ -251,10 +276,10 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
                     _ => null,
                 };
             }
-            envelopeRecipients.Add(new EnvelopeRecipient { Address = r, Local = local });
+            envelopeRecipients.Add(new EnvelopeRecipient { Address = address, Local = local });
             if (problem is not null)
             {
-                failed.Add(new RecipientState { Address = r, Local = local, Status = "bounced", Detail = problem, LastAttempt = now });
+                failed.Add(new RecipientState { Address = address, Local = local, Status = "bounced", Detail = problem, LastAttempt = now });
             }
         }
         var envelope = new Envelope
@@ -331,6 +356,15 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
     }
 
     /// <summary>Moves a bad file to queue/corrupt/maildrop.NAME (never deletes it) and says so.</summary>
+    /// <summary>What a user wrote, with every control character (CR and LF among them) shown as '?'.</summary>
+    private static string Printable(string text) => string.Create(text.Length, text, (span, t) =>
+    {
+        for (var i = 0; i < t.Length; i++)
+        {
+            span[i] = char.IsControl(t[i]) ? '?' : t[i];
+        }
+    });
+
     private void MoveAside(string name, uint? uid, string reason)
     {
         var target = Path.Combine(spool.CorruptDir, "maildrop." + name);

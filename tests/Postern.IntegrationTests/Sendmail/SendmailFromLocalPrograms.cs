@@ -100,6 +100,33 @@ public sealed class SendmailFromLocalPrograms
     }
 
     [Fact]
+    public async Task ASenderWithALineBreakInAHandWrittenFileInjectsNothingAndStopsNothing()
+    {
+        // Found in review: a CR LF in the file's sender became header lines above the server's own
+        // Received field, and a sender MimeKit could not parse stopped the pickup for everybody.
+        await using var server = await StartAsync();
+        var dir = Path.Combine(server.DataDir, Maildrop.DirectoryName);
+        var name = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var hostile = "POSTERN-MAILDROP1 {\"Version\":1,\"From\":\"" + LocalUser.Plain + "+x>\\r\\nX-Injected: yes\\r\\nDelivered-To: <@" + Host + "\",\"Recipients\":[\"bob@example.test\"]}\nSubject: hostile\n\nno From field here\n";
+        var run = await LocalUser.AsUserAsync(LocalUser.Plain, hostile, ["/bin/sh", "-c", $"cat > {Path.Combine(dir, "tmp." + name)} && mv {Path.Combine(dir, "tmp." + name)} {Path.Combine(dir, name)}"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var refused = await server.WaitForLogAsync("event=pickup_refused", $"user={LocalUser.Plain}");
+        Assert.Contains("5.1.7", refused);
+        var bounce = Text((await server.WaitForDeliveryAsync("alice@example.test"))[0]);
+        Assert.Contains("is not a valid address", bounce);
+        Assert.DoesNotContain("\r\nX-Injected: yes", bounce);
+        Assert.Empty(server.Delivered("bob@example.test"));
+
+        // The pickup goes on: the next message of a well-behaved program arrives.
+        var config = LocalUser.WriteConfig(server);
+        var next = await LocalUser.SendmailAsync(LocalUser.Plain, config, "Subject: after\n\nfine\n", "bob@example.test");
+        Assert.True(next.ExitCode == 0, next.ToString());
+        var mail = Text((await server.WaitForDeliveryAsync("bob@example.test"))[0]);
+        Assert.Contains("Subject: after\r\n", mail);
+        Assert.DoesNotContain("X-Injected", mail);
+    }
+
+    [Fact]
     public async Task TrustedUserMayGiveAnySender()
     {
         await using var server = await StartAsync();
