@@ -5,6 +5,7 @@ using Postern.Protocol.Addresses;
 using Postern.Server.Accounts;
 using Postern.Server.Configuration;
 using Postern.Server.Logging;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -144,17 +145,17 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         }
         if (!Maildrop.IsMessageName(name))
         {
-            MoveAside(name, UnixUsers.OwnerOf(path), "not a maildrop file name");
+            MoveAside(name, FileStatus.OfLink(path)?.Uid, "not a maildrop file name");
             return false;
         }
-        using var handle = UnixUsers.OpenNoFollow(path, out var errno, out var facts);
+        using var handle = FileStatus.OpenNoFollow(path, out var errno, out var facts);
         if (handle is null)
         {
-            if (errno == UnixUsers.ENOENT)
+            if (errno == FileStatus.ENOENT)
             {
                 return false;
             }
-            MoveAside(name, UnixUsers.OwnerOf(path), errno == UnixUsers.ELOOP ? "a symbolic link" : $"cannot be opened (errno {errno})");
+            MoveAside(name, FileStatus.OfLink(path)?.Uid, errno == FileStatus.ELOOP ? "a symbolic link" : $"cannot be opened (errno {errno})");
             return false;
         }
         if (!facts.IsRegular)
@@ -173,7 +174,7 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
             MoveAside(name, facts.Uid, $"too big ({facts.Size} octets; Limits.MaxMessageSize is {options.Limits.MaxMessageSize})");
             return false;
         }
-        var user = UnixUsers.NameOf(facts.Uid);
+        var user = UnixUser.ById(facts.Uid)?.Name;
         if (user is null)
         {
             MoveAside(name, facts.Uid, $"its owner uid {facts.Uid} has no user name");
@@ -204,7 +205,7 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         if (header.From is { } asked)
         {
             var wanted = LocalSubmission.Qualify(asked, options.Hostname);
-            if (MaySendAs(options, facts.Uid, user, wanted, UnixUsers.EffectiveUid))
+            if (MaySendAs(options, facts.Uid, user, wanted, UnixUser.EffectiveUid))
             {
                 from = wanted;
             }
@@ -340,6 +341,6 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         }
         File.Move(Path.Combine(Directory, name), target);
         spool.Durability.FlushDirectory(spool.CorruptDir);
-        Log.PickupBadFile(logger, name, uid?.ToString(CultureInfo.InvariantCulture) ?? "-", uid is { } u ? UnixUsers.NameOf(u) ?? "-" : "-", target, reason);
+        Log.PickupBadFile(logger, name, uid?.ToString(CultureInfo.InvariantCulture) ?? "-", uid is { } u ? UnixUser.ById(u)?.Name ?? "-" : "-", target, reason);
     }
 }
