@@ -38,55 +38,13 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
     /// <summary>Picks up every file until <paramref name="stop"/> fires.</summary>
     public async Task RunAsync(CancellationToken stop)
     {
-        using var signal = new SemaphoreSlim(0);
-        FileSystemWatcher? watcher = null;
-        try
-        {
-            watcher = new FileSystemWatcher(Directory) { NotifyFilter = NotifyFilters.FileName };
-            watcher.Created += (_, _) => Wake(signal);
-            watcher.Renamed += (_, _) => Wake(signal);
-            watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
-        {
-            // (e.g. no inotify instance left): the scan alone still finds every file.
-            Log.PickupFailed(logger, "-", $"no file system watcher ({e.Message}); scanning every {ScanInterval.TotalSeconds:0} s");
-            watcher?.Dispose();
-            watcher = null;
-        }
-        try
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await ScanAsync(stop).ConfigureAwait(false);
-                try
-                {
-                    await signal.WaitAsync(ScanInterval, stop).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            watcher?.Dispose();
-        }
-    }
-
-    private static void Wake(SemaphoreSlim signal)
-    {
-        if (signal.CurrentCount == 0)
-        {
-            try
-            {
-                signal.Release();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-        }
+        await DirectoryWatch.RunAsync(
+            Directory,
+            "*",
+            ScanInterval,
+            token => ScanAsync(token),
+            e => Log.PickupFailed(logger, "-", $"no file system watcher ({e.Message}); scanning every {ScanInterval.TotalSeconds:0} s"),
+            stop).ConfigureAwait(false);
     }
 
     /// <summary>One pass over the directory. Returns how many messages were queued.</summary>
