@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Postern.Server.Accounts;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Tests;
 
@@ -33,15 +34,15 @@ public sealed class PasswdFileKeepsOwnership : IDisposable
         // Debian's group `mail` (8) stands for the group the admin gave the file; this test runs as root.
         Chown("root:mail", Passwd);
         File.SetUnixFileMode(Passwd, Mode0640);
-        var before = FileOwners.Of(Passwd)!.Value;
-        Assert.Equal("mail", FileOwners.GroupName(before.Gid));
+        var before = Kept(Passwd);
+        Assert.Equal("mail", UnixUser.GroupNameOf(before.Gid));
 
         PasswdFile.Update(Passwd, "bob@example.test", "{PLAIN}b", Durability.Instance);
-        Assert.Equal(before, FileOwners.Of(Passwd));
+        Assert.Equal(before, Kept(Passwd));
         PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}c", Durability.Instance);
-        Assert.Equal(before, FileOwners.Of(Passwd));
+        Assert.Equal(before, Kept(Passwd));
         PasswdFile.Update(Passwd, "bob@example.test", null, Durability.Instance);
-        Assert.Equal(before, FileOwners.Of(Passwd));
+        Assert.Equal(before, Kept(Passwd));
         Assert.Equal(["alice@example.test"], PasswdFile.Load(Passwd).Keys);
         Assert.Empty(Directory.GetFiles(_folder, "*.tmp"));
     }
@@ -51,12 +52,16 @@ public sealed class PasswdFileKeepsOwnership : IDisposable
     {
         PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}a", Durability.Instance);
         Chown("nobody:nogroup", Passwd);
-        var before = FileOwners.Of(Passwd)!.Value;
-        Assert.Equal("nobody", FileOwners.UserName(before.Uid));
+        var before = Kept(Passwd);
+        Assert.Equal("nobody", UnixUser.NameOf(before.Uid));
 
         PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}b", Durability.Instance);
-        Assert.Equal(before, FileOwners.Of(Passwd));
+        Assert.Equal(before, Kept(Passwd));
     }
+
+    /// <summary>What a rewrite must keep: owner, group and mode (size and times change with the content).</summary>
+    private static (uint Uid, uint Gid, UnixFileMode Mode) Kept(string path) =>
+        FileStatus.Of(path) is { } s ? (s.Uid, s.Gid, s.Mode) : throw new FileNotFoundException(path);
 
     private static void Chown(string owner, string path)
     {

@@ -1,6 +1,7 @@
 using System.Text;
 using Postern.Protocol.Addresses;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Accounts;
 
@@ -89,7 +90,7 @@ public static class PasswdFile
         }
         var text = lines.Count == 0 ? "" : string.Join('\n', lines) + "\n";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        SafeFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(text), durability, UnixFileMode.UserRead | UnixFileMode.UserWrite, FileOwners.Of(path));
+        SafeFile.WriteAllBytes(path, Encoding.UTF8.GetBytes(text), durability, UnixFileMode.UserRead | UnixFileMode.UserWrite, FileStatus.Of(path));
         return found;
     }
 }

@@ -62,7 +62,7 @@ public static class StartupChecks
     {
         if (Directory.Exists(o.DataDirectory))
         {
-            if (FileOwner.Stat(o.DataDirectory) is { } s && s.Uid != runAs.Uid)
+            if (FileStatus.Of(o.DataDirectory) is { } s && s.Uid != runAs.Uid)
             {
                 // Run as root, serve would become runAs (User) in a directory of somebody else's.
                 errors.Add($"User: the data directory {o.DataDirectory} belongs to {UnixUser.ById(s.Uid)?.Name ?? $"uid {s.Uid}"}, not to {runAs.Name} (give it over with: chown -R {runAs.Name}: {o.DataDirectory})");

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -18,7 +19,7 @@ public interface IDurability
 }
 
 /// <summary>The real thing: fsync(2) of files and of directories.</summary>
-public sealed partial class Durability : IDurability
+public sealed class Durability : IDurability
 {
     public static readonly Durability Instance = new();
 
@@ -38,33 +39,37 @@ public sealed partial class Durability : IDurability
         {
             return;
         }
-        const int O_RDONLY = 0;
-        var fd = Open(path, O_RDONLY);
+        var fd = Libc.open(path, Libc.O_RDONLY, 0);
         if (fd < 0)
         {
             throw new IOException($"open({path}) for fsync failed: errno {Marshal.GetLastPInvokeError()}");
         }
         try
         {
-            if (Fsync(fd) != 0)
+            if (Libc.fsync(fd) != 0)
             {
                 throw new IOException($"fsync({path}) failed: errno {Marshal.GetLastPInvokeError()}");
             }
         }
         finally
         {
-            _ = Close(fd);
+            _ = Libc.close(fd);
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int Fsync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
+    /// <summary>
+    /// syncfs(2) of the file system <paramref name="file"/> is on: for a rename in a directory the
+    /// caller may not open (a user in the 1733 maildrop), whose entry this commits with everything
+    /// else. Nothing to do where there is no syncfs (not Linux).
+    /// </summary>
+    /// <exception cref="IOException">syncfs failed: the rename may not be durable.</exception>
+    public static void SyncFileSystem(SafeFileHandle file)
+    {
+        if (OperatingSystem.IsLinux() && Libc.syncfs((int)file.DangerousGetHandle()) != 0)
+        {
+            throw new IOException($"syncfs failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
 }
 
 /// <summary>Small, paranoid file operations built on <see cref="IDurability"/>.</summary>
@@ -79,7 +84,7 @@ public static class SafeFile
     /// <paramref name="owner"/>'s owner, group and mode before the rename, so that no reader of the old
     /// file (by group) ever finds it unreadable. Throws (nothing replaced) when they cannot be kept.
     /// </summary>
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode, FileOwner? owner)
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> content, IDurability durability, UnixFileMode mode, FileStatus? owner)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var tmp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Environment.ProcessId}.{Random.Shared.Next():x}.tmp");
@@ -91,7 +96,7 @@ public static class SafeFile
                 RandomAccess.Write(handle, content, 0);
                 if (owner is { } keep)
                 {
-                    FileOwners.Apply(handle, path, keep);
+                    FileOwner.Keep(handle, path, keep);
                 }
                 durability.FlushFile(handle, tmp);
             }

@@ -1,8 +1,8 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Win32.SafeHandles;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -79,9 +79,9 @@ public static class Maildrop
         if (!OperatingSystem.IsWindows())
         {
             File.SetUnixFileMode(dir, DirectoryMode);
-            if (UnixUsers.EffectiveUid == 0 && UnixUsers.OwnerOf(dataDirectory) is { } owner && owner != 0 && UnixUsers.OwnerOf(dir) != owner)
+            if (UnixUser.EffectiveUid == 0 && FileStatus.OfLink(dataDirectory) is { Uid: not 0 and var owner } && FileStatus.OfLink(dir)?.Uid != owner)
             {
-                UnixUsers.Chown(dir, owner);
+                FileOwner.Chown(dir, owner);
             }
         }
         return dir;
@@ -190,10 +190,7 @@ public sealed class MaildropWriter : IDisposable
         }
         catch (IOException)
         {
-            if (OperatingSystem.IsLinux() && UnixUsers.SyncFileSystem(_handle) != 0)
-            {
-                throw new IOException($"syncfs failed: errno {Marshal.GetLastPInvokeError()}");
-            }
+            Durability.SyncFileSystem(_handle);
         }
     }
 
@@ -206,128 +203,4 @@ public sealed class MaildropWriter : IDisposable
             SafeFile.TryDelete(_temp);
         }
     }
-}
-
-/// <summary>
-/// The Unix identity calls the maildrop needs and .NET does not offer: who a uid is, who owns a
-/// file, and opening a file the way a setuid-style reader must (never through a symbolic link, never
-/// blocking on a FIFO). Linux only.
-/// </summary>
-public static partial class UnixUsers
-{
-    public static uint EffectiveUid => OperatingSystem.IsWindows() ? 0 : GetEuid();
-
-    /// <summary>The user name of <paramref name="uid"/> (passwd database, so NSS too), or null.</summary>
-    public static string? NameOf(uint uid)
-    {
-        var pwd = Marshal.AllocHGlobal(64);
-        var buffer = Marshal.AllocHGlobal(16384);
-        try
-        {
-            var rc = GetPwUidR(uid, pwd, buffer, 16384, out var result);
-            if (rc != 0 || result == IntPtr.Zero)
-            {
-                return null;
-            }
-            // struct passwd begins with char *pw_name on every Linux ABI.
-            return Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(result));
-        }
-        finally
-        {
-            Marshal.FreeHGlobal(buffer);
-            Marshal.FreeHGlobal(pwd);
-        }
-    }
-
-    /// <summary>The owner uid of a path (not following a final symbolic link), or null.</summary>
-    public static uint? OwnerOf(string path)
-    {
-        var buffer = new byte[256];
-        return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? BitConverter.ToUInt32(buffer, 20) : null;
-    }
-
-    /// <summary>The owner and group of a path (not following a final symbolic link), or null.</summary>
-    public static (uint Uid, uint Gid)? OwnerAndGroupOf(string path)
-    {
-        var buffer = new byte[256];
-        return Statx(-100 /* AT_FDCWD */, path, AtSymlinkNoFollow, StatxBasicStats, buffer) == 0 ? (BitConverter.ToUInt32(buffer, 20), BitConverter.ToUInt32(buffer, 24)) : null;
-    }
-
-    /// <summary>chown(2); a gid of uint.MaxValue leaves the group as it is.</summary>
-    public static void Chown(string path, uint uid, uint gid = uint.MaxValue)
-    {
-        if (ChownNative(path, uid, gid) != 0)
-        {
-            throw new IOException($"chown({path}) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-    }
-
-    internal static int SyncFileSystem(SafeFileHandle handle) => SyncFs((int)handle.DangerousGetHandle());
-
-    /// <summary>What fstat says of an open file (statx's architecture-independent layout).</summary>
-    public readonly record struct FileFacts(uint Uid, uint Links, UnixFileMode Mode, bool IsRegular, long Size, DateTimeOffset Modified);
-
-    /// <summary>
-    /// Opens <paramref name="path"/> for reading with O_NOFOLLOW (a symbolic link fails with ELOOP)
-    /// and O_NONBLOCK (a FIFO does not block), and says what it is. Null with <paramref name="errno"/>
-    /// when the open fails.
-    /// </summary>
-    public static SafeFileHandle? OpenNoFollow(string path, out int errno, out FileFacts facts)
-    {
-        facts = default;
-        var arm = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
-        var noFollow = arm ? 0x8000 : 0x20000; // O_NOFOLLOW: 0100000 on ARM, 0400000 on x86
-        const int ONonBlock = 0x800, OCloExec = 0x80000;
-        var fd = OpenNative(path, noFollow | ONonBlock | OCloExec, 0);
-        if (fd < 0)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            return null;
-        }
-        errno = 0;
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-        var buffer = new byte[256];
-        if (StatxFd(fd, "", AtEmptyPath, StatxBasicStats, buffer) != 0)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            return null;
-        }
-        var mode = BitConverter.ToUInt16(buffer, 28);
-        facts = new FileFacts(
-            Uid: BitConverter.ToUInt32(buffer, 20),
-            Links: BitConverter.ToUInt32(buffer, 16),
-            Mode: (UnixFileMode)(mode & 0xFFF),
-            IsRegular: (mode & 0xF000) == 0x8000,
-            Size: (long)BitConverter.ToUInt64(buffer, 40),
-            Modified: DateTimeOffset.FromUnixTimeSeconds(BitConverter.ToInt64(buffer, 112)));
-        return handle;
-    }
-
-    public const int ELOOP = 40;
-    public const int ENOENT = 2;
-    private const int AtSymlinkNoFollow = 0x100;
-    private const int AtEmptyPath = 0x1000;
-    private const uint StatxBasicStats = 0x7ff;
-
-    [LibraryImport("libc", EntryPoint = "geteuid")]
-    private static partial uint GetEuid();
-
-    [LibraryImport("libc", EntryPoint = "getpwuid_r", SetLastError = true)]
-    private static partial int GetPwUidR(uint uid, IntPtr pwd, IntPtr buffer, nuint length, out IntPtr result);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int OpenNative(string path, int flags, int mode);
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int dirfd, string path, int flags, uint mask, byte[] buffer);
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int StatxFd(int dirfd, string path, int flags, uint mask, byte[] buffer);
-
-    [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int ChownNative(string path, uint uid, uint gid);
-
-    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
-    private static partial int SyncFs(int fd);
 }

@@ -5,6 +5,7 @@ using Postern.Protocol.Addresses;
 using Postern.Server.Accounts;
 using Postern.Server.Configuration;
 using Postern.Server.Logging;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -37,55 +38,13 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
     /// <summary>Picks up every file until <paramref name="stop"/> fires.</summary>
     public async Task RunAsync(CancellationToken stop)
     {
-        using var signal = new SemaphoreSlim(0);
-        FileSystemWatcher? watcher = null;
-        try
-        {
-            watcher = new FileSystemWatcher(Directory) { NotifyFilter = NotifyFilters.FileName };
-            watcher.Created += (_, _) => Wake(signal);
-            watcher.Renamed += (_, _) => Wake(signal);
-            watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
-        {
-            // (e.g. no inotify instance left): the scan alone still finds every file.
-            Log.PickupFailed(logger, "-", $"no file system watcher ({e.Message}); scanning every {ScanInterval.TotalSeconds:0} s");
-            watcher?.Dispose();
-            watcher = null;
-        }
-        try
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await ScanAsync(stop).ConfigureAwait(false);
-                try
-                {
-                    await signal.WaitAsync(ScanInterval, stop).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-            }
-        }
-        finally
-        {
-            watcher?.Dispose();
-        }
-    }
-
-    private static void Wake(SemaphoreSlim signal)
-    {
-        if (signal.CurrentCount == 0)
-        {
-            try
-            {
-                signal.Release();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-        }
+        await DirectoryWatch.RunAsync(
+            Directory,
+            "*",
+            ScanInterval,
+            token => ScanAsync(token),
+            e => Log.PickupFailed(logger, "-", $"no file system watcher ({e.Message}); scanning every {ScanInterval.TotalSeconds:0} s"),
+            stop).ConfigureAwait(false);
     }
 
     /// <summary>One pass over the directory. Returns how many messages were queued.</summary>
@@ -160,17 +119,17 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         }
         if (!Maildrop.IsMessageName(name))
         {
-            MoveAside(name, UnixUsers.OwnerOf(path), "not a maildrop file name");
+            MoveAside(name, FileStatus.OfLink(path)?.Uid, "not a maildrop file name");
             return false;
         }
-        using var handle = UnixUsers.OpenNoFollow(path, out var errno, out var facts);
+        using var handle = FileStatus.OpenNoFollow(path, out var errno, out var facts);
         if (handle is null)
         {
-            if (errno == UnixUsers.ENOENT)
+            if (errno == FileStatus.ENOENT)
             {
                 return false;
             }
-            MoveAside(name, UnixUsers.OwnerOf(path), errno == UnixUsers.ELOOP ? "a symbolic link" : $"cannot be opened (errno {errno})");
+            MoveAside(name, FileStatus.OfLink(path)?.Uid, errno == FileStatus.ELOOP ? "a symbolic link" : $"cannot be opened (errno {errno})");
             return false;
         }
         if (!facts.IsRegular)
@@ -189,7 +148,7 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
             MoveAside(name, facts.Uid, $"too big ({facts.Size} octets; Limits.MaxMessageSize is {options.Limits.MaxMessageSize})");
             return false;
         }
-        var user = UnixUsers.NameOf(facts.Uid);
+        var user = UnixUser.ById(facts.Uid)?.Name;
         if (user is null)
         {
             MoveAside(name, facts.Uid, $"its owner uid {facts.Uid} has no user name");
@@ -226,7 +185,7 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
             {
                 refusal ??= $"553 5.1.7 Sender address <{Printable(wanted)}> is not a valid address";
             }
-            else if (MaySendAs(options, facts.Uid, user, wanted, UnixUsers.EffectiveUid))
+            else if (MaySendAs(options, facts.Uid, user, wanted, UnixUser.EffectiveUid))
             {
                 from = wanted;
             }
@@ -374,6 +333,6 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
         }
         File.Move(Path.Combine(Directory, name), target);
         spool.Durability.FlushDirectory(spool.CorruptDir);
-        Log.PickupBadFile(logger, name, uid?.ToString(CultureInfo.InvariantCulture) ?? "-", uid is { } u ? UnixUsers.NameOf(u) ?? "-" : "-", target, reason);
+        Log.PickupBadFile(logger, name, uid?.ToString(CultureInfo.InvariantCulture) ?? "-", uid is { } u ? UnixUser.ById(u)?.Name ?? "-" : "-", target, reason);
     }
 }

@@ -127,11 +127,21 @@ public sealed class QueueControl
     /// <summary>Takes the server lock, waiting up to <paramref name="patience"/> for a `postern queue` command that holds it for a moment; null if it stays taken.</summary>
     public FileStream? Lock(TimeSpan patience) => LockFile(LockPath, patience);
 
+    /// <summary>The commands' lock, which no server takes: `postern queue` and `postern reload` take turns on it.</summary>
+    public string CommandLockPath => Path.Combine(QueueDirectory, "control.lock");
+
     /// <summary>
-    /// Takes the commands' lock (<c>queue/control.lock</c>, which no server takes), so that `postern
-    /// queue` commands take turns: one that then finds the server lock taken knows a server holds it.
+    /// A command's turn: takes the commands' lock (<see cref="CommandLockPath"/>), waiting up to
+    /// <paramref name="patience"/>, then tries the server lock. Commands take turns on the first, so a
+    /// server lock found taken is the server's: <see cref="CommandTurn.ServerRuns"/>. When none runs, the
+    /// turn holds the server lock until disposed, so that a server starting cannot race what the
+    /// command does to the files meanwhile. Null when another command keeps its turn that long.
     /// </summary>
-    public FileStream? LockForCommand(TimeSpan patience) => LockFile(Path.Combine(QueueDirectory, "control.lock"), patience);
+    public CommandTurn? TakeTurn(TimeSpan patience)
+    {
+        var turn = LockFile(CommandLockPath, patience);
+        return turn is null ? null : new CommandTurn(turn, TryLock());
+    }
 
     private static FileStream? TryLockFile(string path)
     {
@@ -228,26 +238,12 @@ public sealed class QueueControl
         {
             SafeFile.TryDelete(leftover); // claims and replies of a server that stopped; nobody waits for them now
         }
-        using var signal = new SemaphoreSlim(0);
-        FileSystemWatcher? watcher = null;
-        try
-        {
-            watcher = new FileSystemWatcher(ControlDir, "*.request") { NotifyFilter = NotifyFilters.FileName };
-            watcher.Created += (_, _) => Wake(signal);
-            watcher.Renamed += (_, _) => Wake(signal);
-            watcher.EnableRaisingEvents = true;
-        }
-        catch (Exception e) when (e is IOException or PlatformNotSupportedException or ArgumentException)
-        {
-            // (e.g. no inotify instance left): the scan alone still finds every request.
-            failed("watch", e);
-            watcher?.Dispose();
-            watcher = null;
-        }
         var running = new List<Task>();
-        try
-        {
-            while (!stop.IsCancellationRequested)
+        await DirectoryWatch.RunAsync(
+            ControlDir,
+            "*.request",
+            ScanInterval,
+            _ =>
             {
                 running.RemoveAll(t => t.IsCompleted);
                 try
@@ -261,35 +257,11 @@ public sealed class QueueControl
                 {
                     failed("scan", e);
                 }
-                try
-                {
-                    await signal.WaitAsync(ScanInterval, stop).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    break;
-                }
-            }
-            await Task.WhenAll(running).ConfigureAwait(false);
-        }
-        finally
-        {
-            watcher?.Dispose();
-        }
-    }
-
-    private static void Wake(SemaphoreSlim signal)
-    {
-        if (signal.CurrentCount == 0)
-        {
-            try
-            {
-                signal.Release();
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-        }
+                return Task.CompletedTask;
+            },
+            e => failed("watch", e),
+            stop).ConfigureAwait(false);
+        await Task.WhenAll(running).ConfigureAwait(false);
     }
 
     private async Task HandleAsync(string file, Func<ControlRequest, CancellationToken, Task<ControlReply>> apply, Action<string, Exception> failed, CancellationToken stop)
@@ -462,5 +434,18 @@ public sealed class QueueControl
             r.Notified = false;
         }
         return bounced;
+    }
+}
+
+/// <summary>What <see cref="QueueControl.TakeTurn"/> holds: the commands' lock, and the server lock when no server runs.</summary>
+public sealed class CommandTurn(FileStream turn, FileStream? serverLock) : IDisposable
+{
+    /// <summary>Whether a server holds the server lock (it answers requests in control/).</summary>
+    public bool ServerRuns => serverLock is null;
+
+    public void Dispose()
+    {
+        serverLock?.Dispose();
+        turn.Dispose();
     }
 }

@@ -73,7 +73,7 @@ public static class DataDirectory
             Directory.CreateDirectory(options.DataDirectory, Mode);
             FileOwner.Chown(options.DataDirectory, owner.Uid, owner.Gid);
         }
-        else if (FileOwner.Stat(options.DataDirectory) is { } s && s.Uid != owner.Uid)
+        else if (FileStatus.Of(options.DataDirectory) is { } s && s.Uid != owner.Uid)
         {
             var holder = UnixUser.ById(s.Uid)?.Name ?? $"uid {s.Uid}";
             throw new ConfigurationException($"User: the data directory {options.DataDirectory} belongs to {holder}, not to {owner.Name} (give it over with: chown -R {owner.Name}: {options.DataDirectory})");

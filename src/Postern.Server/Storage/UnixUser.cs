@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using static Postern.Server.Storage.Libc;
 
 namespace Postern.Server.Storage;
 
@@ -7,12 +8,15 @@ namespace Postern.Server.Storage;
 /// directory, who the server runs as, and whether that user can read or write a path. The only
 /// place that calls setuid(2) and friends: <see cref="Become"/>.
 /// </summary>
-public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Home)
+public sealed record UnixUser(string Name, uint Uid, uint Gid, string Home)
 {
     public bool IsRoot => Uid == 0;
 
     /// <summary>The effective user of this process.</summary>
     public static UnixUser Current => ById(geteuid()) ?? new UnixUser($"uid {geteuid()}", geteuid(), getegid(), "/");
+
+    /// <summary>The effective uid of this process, without a passwd lookup (0 on Windows, which has none).</summary>
+    public static uint EffectiveUid => OperatingSystem.IsWindows() ? 0 : geteuid();
 
     public static UnixUser? ByName(string name) => Lookup(name, 0, byName: true);
 
@@ -20,7 +24,7 @@ public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Ho
 
     /// <summary>The user that owns <paramref name="path"/> (a name when the passwd database has one), or null when it does not exist.</summary>
     public static UnixUser? OwnerOf(string path) =>
-        FileOwner.Stat(path) is { } s ? ById(s.Uid) ?? new UnixUser($"uid {s.Uid}", s.Uid, s.Gid, "/") : null;
+        FileStatus.Of(path) is { } s ? ById(s.Uid) ?? new UnixUser($"uid {s.Uid}", s.Uid, s.Gid, "/") : null;
 
     /// <summary>The user's groups: its primary group and every group the group database lists it in.</summary>
     public IReadOnlyList<uint> Groups()
@@ -69,7 +73,7 @@ public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Ho
     {
         if (IsRoot)
         {
-            return FileOwner.Stat(path) is null ? $"{path} does not exist" : null; // root passes permission bits (CAP_DAC_OVERRIDE)
+            return FileStatus.Of(path) is null ? $"{path} does not exist" : null; // root passes permission bits (CAP_DAC_OVERRIDE)
         }
         var groups = Groups();
         var full = Path.GetFullPath(path);
@@ -78,17 +82,17 @@ public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Ho
         var dir = "/";
         for (var i = 0; i < parts.Length - 1; i++)
         {
-            if (FileOwner.Stat(dir) is { } d && !Allowed(d, groups, UnixFileMode.UserExecute, UnixFileMode.GroupExecute, UnixFileMode.OtherExecute))
+            if (FileStatus.Of(dir) is { } d && !Allowed(d, groups, UnixFileMode.UserExecute, UnixFileMode.GroupExecute, UnixFileMode.OtherExecute))
             {
                 return $"{Name} cannot enter {dir} (mode {Octal(d.Mode)}, owner {NameOf(d.Uid)}, group {d.Gid})";
             }
             dir = Path.Combine(dir, parts[i]);
         }
-        if (parts.Length > 1 && FileOwner.Stat(dir) is { } last && !Allowed(last, groups, UnixFileMode.UserExecute, UnixFileMode.GroupExecute, UnixFileMode.OtherExecute))
+        if (parts.Length > 1 && FileStatus.Of(dir) is { } last && !Allowed(last, groups, UnixFileMode.UserExecute, UnixFileMode.GroupExecute, UnixFileMode.OtherExecute))
         {
             return $"{Name} cannot enter {dir} (mode {Octal(last.Mode)}, owner {NameOf(last.Uid)}, group {last.Gid})";
         }
-        if (FileOwner.Stat(full) is not { } f)
+        if (FileStatus.Of(full) is not { } f)
         {
             return $"{full} does not exist";
         }
@@ -99,12 +103,43 @@ public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Ho
     }
 
     // The owner's bits apply to the owner alone, the group's to members, the others' to the rest (chmod(2)).
-    private bool Allowed(FileOwner.Status s, IReadOnlyList<uint> groups, UnixFileMode user, UnixFileMode group, UnixFileMode other) =>
+    private bool Allowed(FileStatus s, IReadOnlyList<uint> groups, UnixFileMode user, UnixFileMode group, UnixFileMode other) =>
         s.Uid == Uid ? (s.Mode & user) == user
         : groups.Contains(s.Gid) ? (s.Mode & group) == group
         : (s.Mode & other) == other;
 
-    private static string NameOf(uint uid) => ById(uid)?.Name ?? uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>The user name of <paramref name="uid"/> (passwd database, so NSS too), or the number: for messages.</summary>
+    public static string NameOf(uint uid) => ById(uid)?.Name ?? uid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The group name of <paramref name="gid"/> (group database, so NSS too), or the number: for messages.</summary>
+    public static string GroupNameOf(uint gid)
+    {
+        // struct group { char *gr_name; char *gr_passwd; gid_t gr_gid; char **gr_mem; }: 32 bytes on 64-bit.
+        // A group with many members needs a bigger buffer: ERANGE says so (getgrgid_r(3)).
+        for (var size = 16 * 1024; size <= 1024 * 1024; size *= 2)
+        {
+            var buffer = new byte[size];
+            var grp = new byte[64];
+            unsafe
+            {
+                fixed (byte* b = buffer)
+                fixed (byte* g = grp)
+                {
+                    var rc = getgrgid_r(gid, g, b, (nuint)buffer.Length, out var result);
+                    if (rc == ERANGE)
+                    {
+                        continue;
+                    }
+                    if (rc == 0 && result != 0 && Marshal.PtrToStringUTF8(*(nint*)g) is { } name)
+                    {
+                        return name;
+                    }
+                    break;
+                }
+            }
+        }
+        return gid.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     private static string Octal(UnixFileMode mode) => Convert.ToString((int)mode & 0xFFF, 8).PadLeft(4, '0');
 
@@ -136,34 +171,4 @@ public sealed partial record UnixUser(string Name, uint Uid, uint Gid, string Ho
             }
         }
     }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial uint geteuid();
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial uint getuid();
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial uint getegid();
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int setuid(uint uid);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int setgid(uint gid);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int initgroups(string user, uint group);
-
-    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int getgrouplist(string user, uint group, [In, Out] uint[] groups, ref int ngroups);
-
-    [LibraryImport("libc")]
-    private static partial uint umask(uint mask);
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8)]
-    private static unsafe partial int getpwnam_r(string name, byte* pwd, byte* buf, nuint buflen, out nint result);
-
-    [LibraryImport("libc")]
-    private static unsafe partial int getpwuid_r(uint uid, byte* pwd, byte* buf, nuint buflen, out nint result);
 }

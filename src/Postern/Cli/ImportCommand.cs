@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Postern.Protocol.Addresses;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
@@ -107,13 +108,9 @@ public static class ImportCommand
         }
         var json = root.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }) + "\n";
         var mode = OperatingSystem.IsWindows() ? UnixFileMode.UserRead | UnixFileMode.UserWrite : File.GetUnixFileMode(configFile);
-        var owner = OperatingSystem.IsWindows() ? null : UnixUsers.OwnerAndGroupOf(configFile);
-        SafeFile.WriteAllBytes(configFile, Encoding.UTF8.GetBytes(json), Durability.Instance, mode);
-        if (owner is { } o && (o.Uid != UnixUsers.EffectiveUid || o.Gid != UnixUsers.OwnerAndGroupOf(configFile)?.Gid))
-        {
-            // The server may read the file through its group (root:postern 0640): keep owner and group.
-            UnixUsers.Chown(configFile, o.Uid, o.Gid);
-        }
+        // The server may read the file through its group (root:postern 0640): the new file gets the
+        // old one's owner, group and mode before it replaces it, or nothing is replaced.
+        SafeFile.WriteAllBytes(configFile, Encoding.UTF8.GetBytes(json), Durability.Instance, mode, FileStatus.Of(configFile));
         return changed;
     }
 }

@@ -389,16 +389,14 @@ public static class QueueCommand
         var control = new QueueControl(spool.Root);
         var request = new ControlRequest { Action = action, Id = id?.Value, Requested = DateTimeOffset.UtcNow };
         ControlReply? reply = null;
-        using (var turn = control.LockForCommand(ReplyTimeout))
+        using (var turn = control.TakeTurn(ReplyTimeout))
         {
             if (turn is null)
             {
-                stderr.WriteLine($"postern: another `postern queue` command holds {Path.Combine(spool.Root, "control.lock")}; try again");
+                stderr.WriteLine($"postern: another `postern queue` command holds {control.CommandLockPath}; try again");
                 return ExitCode.Problem;
             }
-            // Commands take turns on control.lock, so a server lock that is taken is the server's.
-            using var serverLock = control.TryLock();
-            if (serverLock is not null)
+            if (!turn.ServerRuns)
             {
                 reply = control.ApplyWithoutServer(spool, request, DateTimeOffset.UtcNow);
             }

@@ -39,16 +39,14 @@ public static class ReloadCommand
         // As root, the request and lock files are made as the data directory's owner (who the server runs as).
         Postern.Server.Storage.DataDirectory.ActAsOwner(new PosternOptions { DataDirectory = dataDirectory });
         var control = new QueueControl(Path.Combine(dataDirectory, "queue"));
-        using (var turn = control.LockForCommand(ReplyTimeout))
+        using (var turn = control.TakeTurn(ReplyTimeout))
         {
             if (turn is null)
             {
-                stderr.WriteLine($"postern: another `postern` command holds {Path.Combine(control.QueueDirectory, "control.lock")}; try again");
+                stderr.WriteLine($"postern: another `postern` command holds {control.CommandLockPath}; try again");
                 return ExitCode.Problem;
             }
-            // Commands take turns on control.lock, so a server lock that is taken is the server's.
-            using var serverLock = control.TryLock();
-            if (serverLock is not null)
+            if (!turn.ServerRuns)
             {
                 return Print(a.Json, stdout, stderr, new ControlReply("not_running", $"no server is running on {dataDirectory} (nothing holds {control.LockPath}); `postern serve` reads the configuration when it starts", Ok: false), "stopped");
             }

@@ -4,6 +4,7 @@ using Postern.Protocol.Commands;
 using Postern.Protocol.Replies;
 using Postern.Server.Configuration;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 
@@ -80,8 +81,8 @@ public static class SendmailCommand
             stderr.WriteLine($"postern sendmail: configuration error: {e.Message}");
             return SysExits.Config;
         }
-        var uid = UnixUsers.EffectiveUid;
-        var user = UnixUsers.NameOf(uid);
+        var uid = UnixUser.EffectiveUid;
+        var user = UnixUser.ById(uid)?.Name;
         if (user is null)
         {
             stderr.WriteLine($"postern sendmail: uid {uid} has no user name, so mail from it has no sender");
@@ -318,7 +319,7 @@ public static class SendmailCommand
         {
             return new Problem(SysExits.DataErr, $"sender {from}: not a valid address");
         }
-        var serverUid = UnixUsers.OwnerOf(options.DataDirectory) ?? 0;
+        var serverUid = FileStatus.OfLink(options.DataDirectory)?.Uid ?? 0;
         return Pickup.MaySendAs(options, uid, user, wanted, serverUid)
             ? null
             : new Problem(SysExits.NoPerm, $"sender {wanted}: {user} may only send as {user}@{options.Hostname} (or {user}+tag@{options.Hostname}); Sendmail.TrustedUsers names the users who may use any sender");
@@ -347,7 +348,7 @@ public static class SendmailCommand
         {
             return directory;
         }
-        if (Directory.Exists(options.DataDirectory) && (uid == 0 || UnixUsers.OwnerOf(options.DataDirectory) == uid))
+        if (Directory.Exists(options.DataDirectory) && (uid == 0 || FileStatus.OfLink(options.DataDirectory)?.Uid == uid))
         {
             return Maildrop.Ensure(options.DataDirectory);
         }

@@ -279,8 +279,8 @@ public sealed class DovecotServesPosternMail : IAsyncLifetime
 
     private static (string User, string Group, string Mode) FileOwners(string path)
     {
-        var o = Server.Queue.FileOwners.Of(path)!.Value;
-        return (Server.Queue.FileOwners.UserName(o.Uid), Server.Queue.FileOwners.GroupName(o.Gid), Convert.ToString((int)o.Mode, 8));
+        var o = Server.Storage.FileStatus.Of(path)!.Value;
+        return (Server.Storage.UnixUser.NameOf(o.Uid), Server.Storage.UnixUser.GroupNameOf(o.Gid), Convert.ToString((int)o.Mode, 8));
     }
 
     private static async Task Run(string program, params string[] args)

@@ -38,7 +38,7 @@ public sealed class RootLeavesNothingOfItsOwn
 
         // Nothing in the data directory is root's: not the passwd file, not the commands' lock.
         var rootOwned = Directory.EnumerateFileSystemEntries(data, "*", SearchOption.AllDirectories)
-            .Where(p => FileOwner.Stat(p) is { Uid: 0 } or { Gid: 0 }).ToList();
+            .Where(p => FileStatus.Of(p) is { Uid: 0 } or { Gid: 0 }).ToList();
         Assert.True(rootOwned.Count == 0, "root-owned: " + string.Join(", ", rootOwned));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(data, "passwd")));
 
@@ -69,8 +69,8 @@ public sealed class RootLeavesNothingOfItsOwn
             """);
         var add = await SystemUsers.RunVerbAsync(Password + "\n", "user", "add", "first@example.test", "--password-stdin", "--config", config);
         Assert.True(add.ExitCode == 0, add.ToString());
-        Assert.Equal(postern.Uid, FileOwner.Stat(data)!.Value.Uid);
-        Assert.Equal(postern.Uid, FileOwner.Stat(Path.Combine(data, "passwd"))!.Value.Uid);
+        Assert.Equal(postern.Uid, FileStatus.Of(data)!.Value.Uid);
+        Assert.Equal(postern.Uid, FileStatus.Of(Path.Combine(data, "passwd"))!.Value.Uid);
     }
 
     [Fact]
