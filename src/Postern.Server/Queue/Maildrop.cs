@@ -87,21 +87,36 @@ public static class Maildrop
         return dir;
     }
 
-    /// <summary>Starts a maildrop file: the header is written, the message follows through <see cref="MaildropWriter.Content"/>.</summary>
+    /// <summary>
+    /// Starts a maildrop file: the header is written, the message follows through <see cref="MaildropWriter.Content"/>.
+    /// The folder is held by descriptor and must be as the server makes it (1733, the data
+    /// directory's owner's), and every name is made relative to it: root's sendmail writes into a
+    /// folder another user owns, and a symbolic link swapped in for it must not send root's file
+    /// (or a chmod) anywhere else. IOException when it is not.
+    /// </summary>
     public static MaildropWriter Create(string maildropDirectory, MaildropHeader header)
     {
-        var name = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var temp = Path.Combine(maildropDirectory, TempPrefix + name);
-        var handle = File.OpenHandle(temp, System.IO.FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-        if (!OperatingSystem.IsWindows())
+        var folder = DirectoryHandle.Open(maildropDirectory);
+        try
         {
-            File.SetUnixFileMode(handle, FileMode);
+            var owner = FileStatus.Of(Path.GetDirectoryName(Path.GetFullPath(maildropDirectory))!)?.Uid;
+            if (folder.Status.Mode != DirectoryMode || folder.Status.Uid != owner)
+            {
+                throw new IOException($"{maildropDirectory} is not as the server makes it (mode 1733, owned by the data directory's owner); nothing was written");
+            }
+            var name = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
+            var handle = folder.CreateNew(TempPrefix + name, FileMode);
+            var writer = new MaildropWriter(folder, name, TempPrefix + name, handle);
+            writer.Content.Write(Magic);
+            writer.Content.Write(JsonSerializer.SerializeToUtf8Bytes(header, MaildropJson.Default.MaildropHeader));
+            writer.Content.WriteByte((byte)'\n');
+            return writer;
         }
-        var writer = new MaildropWriter(maildropDirectory, name, temp, handle);
-        writer.Content.Write(Magic);
-        writer.Content.Write(JsonSerializer.SerializeToUtf8Bytes(header, MaildropJson.Default.MaildropHeader));
-        writer.Content.WriteByte((byte)'\n');
-        return writer;
+        catch
+        {
+            folder.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Reads the header line; throws <see cref="InvalidDataException"/> for anything that is not one. Leaves the stream after the LF.</summary>
@@ -150,14 +165,14 @@ public static class Maildrop
 /// <summary>One maildrop file being written by `postern sendmail`; <see cref="Commit"/> makes it the server's.</summary>
 public sealed class MaildropWriter : IDisposable
 {
-    private readonly string _directory;
+    private readonly DirectoryHandle _folder;
     private readonly string _temp;
     private readonly SafeFileHandle _handle;
     private bool _done;
 
-    internal MaildropWriter(string directory, string name, string temp, SafeFileHandle handle)
+    internal MaildropWriter(DirectoryHandle folder, string name, string temp, SafeFileHandle handle)
     {
-        _directory = directory;
+        _folder = folder;
         Name = name;
         _temp = temp;
         _handle = handle;
@@ -174,21 +189,22 @@ public sealed class MaildropWriter : IDisposable
     public long Length => Content.Position;
 
     /// <summary>
-    /// fsync, rename to the final name, then make the rename durable: an fsync of the directory when
-    /// the caller may open it (its owner, root), else syncfs(2) of its file system (a user may not
-    /// open a directory it cannot read, and syncfs commits the directory entry with everything else).
+    /// fsync, rename to the final name (in the folder held open), then make the rename durable: an
+    /// fsync of the directory when the caller may open it (its owner, root), else syncfs(2) of its
+    /// file system (a user may not open a directory it cannot read, and syncfs commits the
+    /// directory entry with everything else).
     /// </summary>
     public void Commit()
     {
         Content.Flush();
         RandomAccess.FlushToDisk(_handle);
-        File.Move(_temp, Path.Combine(_directory, Name));
+        _folder.Rename(_temp, Name);
         _done = true;
         try
         {
-            Durability.Instance.FlushDirectory(_directory);
+            Durability.Instance.FlushDirectory(_folder.Path);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Durability.SyncFileSystem(_handle);
         }
@@ -200,7 +216,8 @@ public sealed class MaildropWriter : IDisposable
         _handle.Dispose();
         if (!_done)
         {
-            SafeFile.TryDelete(_temp);
+            _folder.TryDelete(_temp);
         }
+        _folder.Dispose();
     }
 }

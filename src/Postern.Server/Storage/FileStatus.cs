@@ -53,7 +53,7 @@ public readonly record struct FileStatus(uint Uid, uint Gid, UnixFileMode Mode, 
     /// <summary>open(2) failed because the name is gone.</summary>
     public const int ENOENT = Libc.ENOENT;
 
-    private static FileStatus? Statx(int dirfd, string path, int flags)
+    internal static FileStatus? Statx(int dirfd, string path, int flags)
     {
         if (!OperatingSystem.IsLinux())
         {

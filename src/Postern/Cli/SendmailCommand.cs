@@ -348,7 +348,10 @@ public static class SendmailCommand
         {
             return directory;
         }
-        if (Directory.Exists(options.DataDirectory) && (uid == 0 || FileStatus.OfLink(options.DataDirectory)?.Uid == uid))
+        // Only the data directory's own user makes a missing one, in a folder that is its own anyway.
+        // Root never does: the data directory is another user's, who could put a symbolic link
+        // where root would create and chmod it (found in review); the server makes it at start.
+        if (uid != 0 && Directory.Exists(options.DataDirectory) && FileStatus.OfLink(options.DataDirectory)?.Uid == uid)
         {
             return Maildrop.Ensure(options.DataDirectory);
         }

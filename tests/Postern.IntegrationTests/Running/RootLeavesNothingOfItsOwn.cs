@@ -147,4 +147,42 @@ public sealed class RootLeavesNothingOfItsOwn
         Assert.EndsWith("(run it as root or as the server's user)", list.Err.Trim(), StringComparison.Ordinal);
         Assert.Single(list.Err.Trim().Split('\n'));
     }
+
+    [Fact]
+    public async Task RootsSendmailNeverWritesThroughALinkTheDataDirectorysUserPlaced()
+    {
+        // Found in review: root's sendmail made and chmod-ed DATA/maildrop by path, so the data
+        // directory's user (postern, say, after a break-in) could send root's file or mode anywhere.
+        var postern = SystemUsers.Postern;
+        var data = SystemUsers.DataDirectoryOwnedBy(postern);
+        var config = Path.Combine(Path.GetDirectoryName(data)!, "drop.json");
+        await File.WriteAllTextAsync(config, $$"""
+            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
+              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+            """);
+        var victim = Path.Combine(Path.GetDirectoryName(data)!, "victim");
+        Directory.CreateDirectory(victim);
+        File.SetUnixFileMode(victim, (UnixFileMode)0b111_101_101);
+
+        // No maildrop yet: root does not make one (the server does, at start).
+        var missing = await SystemUsers.RunVerbAsync("Subject: x\n\nhi\n", "sendmail", "--config", config, "postmaster@example.test");
+        Assert.True(missing.ExitCode == 75, missing.ToString());
+        Assert.False(Directory.Exists(Path.Combine(data, "maildrop")));
+
+        // A link where the maildrop should be: refused, nothing written there, no mode changed.
+        File.CreateSymbolicLink(Path.Combine(data, "maildrop"), victim);
+        var linked = await SystemUsers.RunVerbAsync("Subject: x\n\nhi\n", "sendmail", "--config", config, "postmaster@example.test");
+        Assert.True(linked.ExitCode == 75, linked.ToString());
+        Assert.Contains("symbolic link", linked.Err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(victim));
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(victim));
+
+        // A real folder that is not as the server makes it (root's, 0755): refused too.
+        File.Delete(Path.Combine(data, "maildrop"));
+        Directory.CreateDirectory(Path.Combine(data, "maildrop"));
+        var wrong = await SystemUsers.RunVerbAsync("Subject: x\n\nhi\n", "sendmail", "--config", config, "postmaster@example.test");
+        Assert.True(wrong.ExitCode == 75, wrong.ToString());
+        Assert.Contains("is not as the server makes it", wrong.Err, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(data, "maildrop")));
+    }
 }
