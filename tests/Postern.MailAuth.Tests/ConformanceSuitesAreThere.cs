@@ -12,7 +12,7 @@ public sealed class ConformanceSuitesAreThere
     [InlineData("dkim/dkimpy/test.message")]
     public void Present(string path) => Assert.True(File.Exists(Path.Combine(ConformanceFiles.Root, path)), path);
 
-    /// <summary>A clone has nothing beside it: the suites are found inside the repository, not in ../shared.</summary>
+    /// <summary>A clone has nothing beside it: the suites are found inside the repository, in tests/conformance.</summary>
     [Fact]
     public void ReadFromTheRepositorysOwnCopy()
     {

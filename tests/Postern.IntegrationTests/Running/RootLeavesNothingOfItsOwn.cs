@@ -63,10 +63,7 @@ public sealed class RootLeavesNothingOfItsOwn
         var parent = Path.GetDirectoryName(SystemUsers.DataDirectoryOwnedBy(postern))!;
         var data = Path.Combine(parent, "fresh");
         var config = Path.Combine(parent, "fresh.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"], "User": "postern",
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data, user: "postern");
         var add = await SystemUsers.RunVerbAsync(Password + "\n", "user", "add", "first@example.test", "--password-stdin", "--config", config);
         Assert.True(add.ExitCode == 0, add.ToString());
         Assert.Equal(postern.Uid, FileStatus.Of(data)!.Value.Uid);
@@ -78,10 +75,7 @@ public sealed class RootLeavesNothingOfItsOwn
     {
         var data = SystemUsers.DataDirectoryOwnedBy(UnixUser.ById(0)!);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "other.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"], "User": "{{SystemUsers.Postern.Name}}",
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data, user: SystemUsers.Postern.Name);
         var check = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
         Assert.True(check.ExitCode == 2, check.ToString());
         Assert.Contains($"User: the data directory {data} belongs to root, not to postern (give it over with: chown -R postern: {data})", check.Err, StringComparison.Ordinal);
@@ -96,10 +90,7 @@ public sealed class RootLeavesNothingOfItsOwn
         // A data directory made with a plain `mkdir` as root: serve would keep running as root.
         var data = SystemUsers.DataDirectoryOwnedBy(UnixUser.ById(0)!);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "rootly.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data);
         var serve = await SystemUsers.RunVerbAsync("", "serve", "--config", config);
         Assert.True(serve.ExitCode == 2, serve.ToString());
         Assert.Contains($"postern: cannot start: User: the server would run as root (the data directory {data} belongs to root); give it a user of its own", serve.Err, StringComparison.Ordinal);
@@ -108,7 +99,7 @@ public sealed class RootLeavesNothingOfItsOwn
         Assert.Contains("User: the server would run as root", check.Err, StringComparison.Ordinal);
 
         // "User": "root" says it is meant: the check passes.
-        await File.WriteAllTextAsync(config, (await File.ReadAllTextAsync(config)).Replace("\"Domains\"", "\"User\": \"root\", \"Domains\"", StringComparison.Ordinal));
+        await WriteConfigAsync(config, data, user: "root");
         var meant = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
         Assert.True(meant.ExitCode == 0, meant.ToString());
     }
@@ -119,10 +110,7 @@ public sealed class RootLeavesNothingOfItsOwn
         var postern = SystemUsers.Postern;
         var data = SystemUsers.DataDirectoryOwnedBy(postern);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "secret.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data);
         File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite); // root's alone
         var check = await SystemUsers.RunVerbAsync("", "config", "check", "--config", config);
         Assert.True(check.ExitCode == 2, check.ToString());
@@ -136,10 +124,7 @@ public sealed class RootLeavesNothingOfItsOwn
         var postern = SystemUsers.Postern;
         var data = SystemUsers.DataDirectoryOwnedBy(postern);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "nobody.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data);
         // postern's data directory is 0700 until a server makes it 0711; as nobody, `queue list` cannot look in.
         var list = await SystemUsers.RunVerbAsAsync("nobody", "", "queue", "list", "--config", config);
         Assert.True(list.ExitCode == 2, list.ToString());
@@ -156,10 +141,7 @@ public sealed class RootLeavesNothingOfItsOwn
         var postern = SystemUsers.Postern;
         var data = SystemUsers.DataDirectoryOwnedBy(postern);
         var config = Path.Combine(Path.GetDirectoryName(data)!, "drop.json");
-        await File.WriteAllTextAsync(config, $$"""
-            { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"],
-              "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
-            """);
+        await WriteConfigAsync(config, data);
         var victim = Path.Combine(Path.GetDirectoryName(data)!, "victim");
         Directory.CreateDirectory(victim);
         File.SetUnixFileMode(victim, (UnixFileMode)0b111_101_101);
@@ -185,4 +167,10 @@ public sealed class RootLeavesNothingOfItsOwn
         Assert.Contains("is not as the server makes it", wrong.Err, StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(data, "maildrop")));
     }
+
+    /// <summary>The smallest configuration for <paramref name="data"/>: one mx listener on a port the system picks, a generated certificate.</summary>
+    private static Task WriteConfigAsync(string config, string data, string? user = null) => File.WriteAllTextAsync(config, $$"""
+        { "Hostname": "mx.example.test", "DataDirectory": "{{data}}", "Domains": ["example.test"]{{(user is null ? "" : $", \"User\": \"{user}\"")}},
+          "Listeners": [ { "Name": "mx", "Endpoint": "127.0.0.1:0", "Role": "mx" } ], "Tls": { "Generate": true } }
+        """);
 }
