@@ -48,6 +48,24 @@ public sealed class PasswdFileKeepsOwnership : IDisposable
     }
 
     [Fact]
+    public void APasswordChangedWithinOneSecondStillMovesTheModificationTimeOnByASecond()
+    {
+        // Dovecot's passwd-file re-reads the file only when its mtime (in seconds) or size changed;
+        // a new hash is as long as the old one. Found by CI: a change right after a login was missed.
+        PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}aaaa", Durability.Instance);
+        var seconds = new List<long> { new DateTimeOffset(File.GetLastWriteTimeUtc(Passwd)).ToUnixTimeSeconds() };
+        foreach (var hash in new[] { "{PLAIN}bbbb", "{PLAIN}cccc", "{PLAIN}dddd" })
+        {
+            PasswdFile.Update(Passwd, "alice@example.test", hash, Durability.Instance);
+            seconds.Add(new DateTimeOffset(File.GetLastWriteTimeUtc(Passwd)).ToUnixTimeSeconds());
+        }
+        for (var i = 1; i < seconds.Count; i++)
+        {
+            Assert.True(seconds[i] > seconds[i - 1], $"mtime seconds {string.Join(", ", seconds)}");
+        }
+    }
+
+    [Fact]
     public void TheOwnerIsKeptWhenRootRewritesAnotherUsersFile()
     {
         PasswdFile.Update(Passwd, "alice@example.test", "{PLAIN}a", Durability.Instance);

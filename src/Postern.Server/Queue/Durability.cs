@@ -97,6 +97,7 @@ public static class SafeFile
                 if (owner is { } keep)
                 {
                     FileOwner.Keep(handle, path, keep);
+                    LaterInWholeSeconds(handle, keep.Modified);
                 }
                 durability.FlushFile(handle, tmp);
             }
@@ -107,6 +108,20 @@ public static class SafeFile
         {
             TryDelete(tmp);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Gives the replacement a modification time in a later second than the file it replaces. Readers
+    /// that notice a change by mtime in seconds and size (Dovecot's passwd-file) would otherwise miss a
+    /// password changed within the second they last read the file, the new hash being as long as the old.
+    /// </summary>
+    private static void LaterInWholeSeconds(SafeFileHandle handle, DateTimeOffset old)
+    {
+        var oldSecond = old.ToUnixTimeSeconds();
+        if (DateTimeOffset.UtcNow.ToUnixTimeSeconds() <= oldSecond)
+        {
+            File.SetLastWriteTimeUtc(handle, DateTimeOffset.FromUnixTimeSeconds(oldSecond + 1).UtcDateTime);
         }
     }
 
