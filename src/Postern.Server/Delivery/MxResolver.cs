@@ -7,11 +7,18 @@ namespace Postern.Server.Delivery;
 /// <summary>One host to try for a destination, with its addresses (IPv6 first, then IPv4).</summary>
 public sealed record MxHost(string Name, int Preference, IReadOnlyList<IPAddress> Addresses);
 
+/// <summary>An MX host without an address; <paramref name="Temporary"/> when DNS did not answer for it.</summary>
+public sealed record SkippedHost(string Name, int Preference, bool Temporary);
+
 /// <summary>Where mail for a domain goes (RFC 5321 §5.1), as a closed set of outcomes.</summary>
 public abstract record MxResolution
 {
     /// <summary>Hosts in the order to try them. <paramref name="Implicit"/>: no MX, the domain's own A/AAAA.</summary>
-    public sealed record Hosts(IReadOnlyList<MxHost> List, bool Implicit) : MxResolution;
+    public sealed record Hosts(IReadOnlyList<MxHost> List, bool Implicit) : MxResolution
+    {
+        /// <summary>MX hosts left out for want of an address (<c>Temporary</c>: DNS did not answer for it), for `diag deliver` to name.</summary>
+        public IReadOnlyList<SkippedHost> Skipped { get; init; } = [];
+    }
 
     /// <summary>RFC 7505: the domain says it takes no mail. Bounce at once with 556 5.1.10.</summary>
     public sealed record NullMx : MxResolution;
@@ -80,6 +87,7 @@ public sealed class MxResolver
             };
         }
         var hosts = new List<MxHost>();
+        var skipped = new List<SkippedHost>();
         var temporary = (MxResolution.Temporary?)null;
         // Sort by preference; within one preference, a random order spreads the load (RFC 5321 §5.1).
         foreach (var group in records.GroupBy(r => r.Preference).OrderBy(g => g.Key))
@@ -91,11 +99,16 @@ public sealed class MxResolver
                 if (addresses.Failure is MxResolution.Temporary t)
                 {
                     temporary ??= t;
+                    skipped.Add(new SkippedHost(name, r.Preference, Temporary: true));
                     continue;
                 }
                 if (addresses.List.Count > 0)
                 {
                     hosts.Add(new MxHost(name, r.Preference, addresses.List));
+                }
+                else
+                {
+                    skipped.Add(new SkippedHost(name, r.Preference, Temporary: false));
                 }
             }
         }
@@ -103,7 +116,7 @@ public sealed class MxResolver
         {
             return (MxResolution?)temporary ?? new MxResolution.NoSuchDomain($"no MX host of {domain} has an address");
         }
-        return new MxResolution.Hosts(hosts, Implicit: false);
+        return new MxResolution.Hosts(hosts, Implicit: false) { Skipped = skipped };
     }
 
     /// <summary>The addresses of one named host (a smarthost): an IP literal as it is, else AAAA and A.</summary>

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text.Json;
 using Postern.Server.Accounts;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

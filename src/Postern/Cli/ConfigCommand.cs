@@ -5,6 +5,8 @@ using Postern.Server.Listening;
 using Postern.Server.Queue;
 using Postern.Server.Storage;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

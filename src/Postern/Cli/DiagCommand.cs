@@ -4,6 +4,8 @@ using Postern.MailAuth.Dns;
 using Postern.Server.Configuration;
 using Postern.Server.Delivery;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

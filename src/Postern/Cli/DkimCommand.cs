@@ -1,5 +1,7 @@
 using Postern.MailAuth.Dkim;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

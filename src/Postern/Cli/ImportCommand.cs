@@ -5,6 +5,8 @@ using Postern.Protocol.Addresses;
 using Postern.Server.Queue;
 using Postern.Server.Storage;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

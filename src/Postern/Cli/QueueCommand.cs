@@ -3,6 +3,8 @@ using System.Text.Json;
 using Postern.Server.Configuration;
 using Postern.Server.Queue;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

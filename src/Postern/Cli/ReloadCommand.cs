@@ -3,6 +3,8 @@ using Microsoft.Extensions.Configuration;
 using Postern.Server.Configuration;
 using Postern.Server.Queue;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

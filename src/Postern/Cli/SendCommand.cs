@@ -4,6 +4,8 @@ using MailKit.Net.Smtp;
 using MailKit.Security;
 using MimeKit;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

@@ -6,6 +6,8 @@ using Postern.Server.Configuration;
 using Postern.Server.Queue;
 using Postern.Server.Storage;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>

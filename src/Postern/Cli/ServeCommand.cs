@@ -10,6 +10,8 @@ using Postern.Server.Listening;
 using Postern.Server.Queue;
 using Postern.Server.Storage;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>`postern serve`: runs in the foreground until SIGTERM/SIGINT, then drains; SIGHUP reloads the configuration.</summary>

@@ -1,6 +1,8 @@
 using Postern.Server.Accounts;
 using Postern.Server.Queue;
 
+using Postern.Invocation;
+
 namespace Postern.Cli;
 
 /// <summary>`postern user add|del|list|passwd` on the passwd file (SPEC §4); the running server re-reads it.</summary>

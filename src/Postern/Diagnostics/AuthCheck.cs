@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Postern.Cli;
+using Postern.Invocation;
 
 namespace Postern.Diagnostics;
 

@@ -2,9 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 using Postern.Protocol.Addresses;
+using Postern.Server.Delivery;
 
 namespace Postern.Diagnostics;
 
@@ -146,60 +147,55 @@ public sealed class DeliverCheck : IDiagVerb
             return null;
         }
         var named = records.Where(r => r.Exchange is not ("" or ".")).ToList();
+        // Which hosts, in which order, is what Postern's own delivery finds: the same MxResolver.
+        var resolution = await ctx.WaitAsync($"AAAA and A of the hosts of {domain}",
+            new MxResolver(new DnsClient.LookupClient(DnsCheck.LookupOptions(ctx))).ResolveAsync(domain, cancellationToken));
         if (named.Count == 0)
         {
             // RFC 5321 §5.1: no MX, so the domain itself is the only host.
-            var own = await AddressesAsync(ctx, domain, cancellationToken);
             data["implicit"] = true;
-            if (own.TempError && own.List.Count == 0)
+            switch (resolution)
             {
-                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record, and no answer for the domain's own address", "dns_unreachable",
-                    $"{domain} has no MX, and DNS gave no answer for its address; Postern defers such mail", "try again later; check Dns.Servers (or --dns here)", data));
-                return null;
+                case MxResolution.Hosts { Implicit: true } own:
+                    var addresses = own.List[0].Addresses;
+                    data["addresses"] = new JsonArray([.. addresses.Select(a => JsonValue.Create(a.ToString()))]);
+                    ctx.Add(new DiagStep("mx", "MX", DiagStatus.Warn, $"{tried}, then AAAA and A of {domain}",
+                        $"no MX record; the domain's own address is used instead: {string.Join(", ", addresses)}", "mx_missing",
+                        $"{domain} publishes no MX, so mail goes to the domain's own address (RFC 5321 §5.1); that is often a web server that takes no mail",
+                        $"if {domain} is yours, publish an MX record (e.g. `{domain}. IN MX 10 mail.{domain}.`) naming the host that takes its mail", data));
+                    return [new Host(domain, 0, [.. addresses])];
+                case MxResolution.NoSuchDomain:
+                    ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record and no address record", "domain_not_found",
+                        $"{domain} exists but has neither MX nor address records: nothing takes its mail, and Postern bounces such mail at once (550 5.1.2)",
+                        "check the part after @ for a typo; if the domain is yours, publish an MX record naming the host that takes its mail", data));
+                    return null;
+                default:
+                    ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record, and no answer for the domain's own address", "dns_unreachable",
+                        $"{domain} has no MX, and DNS gave no answer for its address; Postern defers such mail", "try again later; check Dns.Servers (or --dns here)", data));
+                    return null;
             }
-            if (own.List.Count == 0)
-            {
-                ctx.Add(new DiagStep("mx", "MX", DiagStatus.Fail, $"{tried}, then AAAA and A of {domain}", "no MX record and no address record", "domain_not_found",
-                    $"{domain} exists but has neither MX nor address records: nothing takes its mail, and Postern bounces such mail at once (550 5.1.2)",
-                    "check the part after @ for a typo; if the domain is yours, publish an MX record naming its mail server", data));
-                return null;
-            }
-            data["addresses"] = new JsonArray([.. own.List.Select(a => JsonValue.Create(a.ToString()))]);
-            ctx.Add(new DiagStep("mx", "MX", DiagStatus.Warn, $"{tried}, then AAAA and A of {domain}",
-                $"no MX record; the domain's own address is used instead: {string.Join(", ", own.List)}", "mx_missing",
-                $"{domain} publishes no MX, so mail goes to the domain's own address (RFC 5321 §5.1); that is often a web server that takes no mail",
-                $"if {domain} is yours, publish an MX record (e.g. `{domain}. IN MX 10 mail.{domain}.`) naming the host that takes its mail", data));
-            return [new Host(domain, 0, own.List)];
         }
         ctx.Add(new DiagStep("mx", "MX", DiagStatus.Pass, tried,
             string.Join(", ", named.OrderBy(r => r.Preference).ThenBy(r => r.Exchange, StringComparer.Ordinal).Select(r => $"{r.Preference} {r.Exchange}")), Data: data));
 
         // The hosts by preference, as Postern tries them (it shuffles hosts of equal preference; here they are sorted by name).
-        var hosts = new List<Host>();
-        var missing = new List<string>();
-        var temporary = new List<string>();
+        var found = resolution as MxResolution.Hosts;
+        var hosts = (found?.List ?? []).OrderBy(h => h.Preference).ThenBy(h => h.Name, StringComparer.Ordinal)
+            .Select(h => new Host(h.Name, h.Preference, [.. h.Addresses])).ToList();
+        var skipped = found?.Skipped ?? named.Select(r => new SkippedHost(r.Exchange, r.Preference, resolution is MxResolution.Temporary)).ToList();
+        var missing = skipped.Where(h => !h.Temporary).OrderBy(h => h.Preference).ThenBy(h => h.Name, StringComparer.Ordinal)
+            .Select(h => h.Name + (PortCheck.IsIpLiteral(h.Name, out _) ? " (an address: an MX must name a host)" : "")).ToList();
+        var temporary = skipped.Where(h => h.Temporary).OrderBy(h => h.Preference).ThenBy(h => h.Name, StringComparer.Ordinal).Select(h => h.Name).ToList();
         var json = new JsonArray();
-        foreach (var r in named.OrderBy(r => r.Preference).ThenBy(r => r.Exchange, StringComparer.Ordinal))
+        foreach (var (name, preference, addresses) in hosts.Select(h => (h.Name, h.Preference, h.Addresses))
+            .Concat(skipped.Select(h => (h.Name, h.Preference, new List<IPAddress>()))).OrderBy(h => h.Item2).ThenBy(h => h.Item1, StringComparer.Ordinal))
         {
-            var found = await AddressesAsync(ctx, r.Exchange, cancellationToken);
             json.Add(new JsonObject
             {
-                ["host"] = r.Exchange,
-                ["preference"] = r.Preference,
-                ["addresses"] = new JsonArray([.. found.List.Select(a => JsonValue.Create(a.ToString()))]),
+                ["host"] = name,
+                ["preference"] = preference,
+                ["addresses"] = new JsonArray([.. addresses.Select(a => JsonValue.Create(a.ToString()))]),
             });
-            if (found.List.Count > 0)
-            {
-                hosts.Add(new Host(r.Exchange, r.Preference, found.List));
-            }
-            else if (found.TempError)
-            {
-                temporary.Add(r.Exchange);
-            }
-            else
-            {
-                missing.Add(r.Exchange + (PortCheck.IsIpLiteral(r.Exchange, out _) ? " (an address: an MX must name a host)" : ""));
-            }
         }
         var hostsTried = $"AAAA and A of each MX host, asking {ctx.DnsDescription}";
         var hostsData = new JsonObject { ["hosts"] = json };

@@ -1,4 +1,4 @@
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 using Postern.Server.Configuration;
 
@@ -6,7 +6,7 @@ namespace Postern.Diagnostics;
 
 /// <summary>
 /// One `postern diag` sub-command (SPEC §8). Each lives in a file of its own and is found by
-/// <see cref="DiagCommand"/> at start, so adding one touches nothing else.
+/// `postern diag` (Cli.DiagCommand) at start, so adding one touches nothing else.
 /// </summary>
 public interface IDiagVerb
 {

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json.Nodes;
 using DnsClient;
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 using Postern.Server.Delivery;
 
@@ -198,7 +198,7 @@ public sealed class DnsCheck : IDiagVerb
     }
 
     // IMailAuthDns answers addresses only; a CNAME is seen in the raw answer, asked of the same servers.
-    private static LookupClientOptions LookupOptions(DiagContext ctx)
+    internal static LookupClientOptions LookupOptions(DiagContext ctx)
     {
         var options = ctx.DnsServers.Count == 0 ? new LookupClientOptions() : new LookupClientOptions([.. ctx.DnsServers]);
         options.UseCache = false;

@@ -573,8 +573,8 @@ internal static class DnsRecordChecks
 internal static class SendingAddresses
 {
     /// <summary>From --ip (a comma-separated list); empty when not given.</summary>
-    /// <exception cref="Cli.UsageException">An entry is not an IP address.</exception>
-    public static (List<IPAddress> Addresses, string Source) Given(Cli.Arguments args)
+    /// <exception cref="Invocation.UsageException">An entry is not an IP address.</exception>
+    public static (List<IPAddress> Addresses, string Source) Given(Invocation.Arguments args)
     {
         var given = args.Value("--ip");
         if (given is null)
@@ -584,9 +584,9 @@ internal static class SendingAddresses
         var ips = new List<IPAddress>();
         foreach (var s in given.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            ips.Add(IPAddress.TryParse(s, out var ip) ? Canonical(ip) : throw new Cli.UsageException($"--ip {s}: an IPv4 or IPv6 address"));
+            ips.Add(IPAddress.TryParse(s, out var ip) ? Canonical(ip) : throw new Invocation.UsageException($"--ip {s}: an IPv4 or IPv6 address"));
         }
-        return ips.Count == 0 ? throw new Cli.UsageException("--ip: at least one address") : (ips.Distinct().ToList(), "--ip");
+        return ips.Count == 0 ? throw new Invocation.UsageException("--ip: at least one address") : (ips.Distinct().ToList(), "--ip");
     }
 
     /// <summary>Delivery.BindAddresses, the addresses outgoing connections are made from.</summary>

@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 using Postern.Server.Limits;
 

@@ -6,7 +6,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 
 namespace Postern.Diagnostics;

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
-using Postern.Cli;
+using Postern.Invocation;
 using Postern.MailAuth.Dns;
 
 namespace Postern.Diagnostics;
