@@ -68,17 +68,8 @@ public sealed record TlsInfo(
     SslPolicyErrors PolicyErrors,
     IReadOnlyList<X509ChainStatusFlags> ChainProblems)
 {
-    /// <summary>TLS1.3, TLS1.2.</summary>
-    public string ProtocolName => Protocol switch
-    {
-        SslProtocols.Tls13 => "TLS1.3",
-        SslProtocols.Tls12 => "TLS1.2",
-#pragma warning disable SYSLIB0039 // named to report an old version, never offered
-        SslProtocols.Tls11 => "TLS1.1",
-        SslProtocols.Tls => "TLS1.0",
-#pragma warning restore SYSLIB0039
-        _ => Protocol.ToString(),
-    };
+    /// <summary>TLSv1.3, TLSv1.2 (<see cref="Postern.Server.Logging.TlsNames"/>).</summary>
+    public string ProtocolName => Postern.Server.Logging.TlsNames.Version(Protocol);
 
     /// <summary>The certificate is for the name asked for (RFC 6125; as .NET checks it).</summary>
     public bool NameMatches => !PolicyErrors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch);

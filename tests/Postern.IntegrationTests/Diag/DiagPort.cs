@@ -34,7 +34,7 @@ public sealed class DiagPort
             Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, $"cert_expiry.{port}")));
             Assert.Equal("pass", DiagRun.Status(DiagRun.Step(report, $"cert_name.{port}"))); // the --dev certificate names 127.0.0.1
             Assert.StartsWith("220 ", (string)DiagRun.Step(report, $"banner.{port}")["saw"]!);
-            Assert.Matches("^TLS1\\.[23]$", (string)DiagRun.Step(report, $"tls.{port}")["data"]!["version"]!);
+            Assert.Matches("^TLSv1\\.[23]$", (string)DiagRun.Step(report, $"tls.{port}")["data"]!["version"]!);
         }
 
         // Port 25-like: STARTTLS offered, no AUTH before TLS, AUTH after it; the self-signed
