@@ -75,6 +75,8 @@ public static class Reply
     public static readonly SmtpReply AuthBadBase64 = new(501, "5.5.2", "Cannot decode base64 response");
     public static readonly SmtpReply AuthzidMismatch = new(535, "5.7.8", "Authorization identity must match the authentication identity");
     public static readonly SmtpReply SenderNotOwned = new(553, "5.7.1", "Sender address is not owned by the authenticated user");
+    /// <summary>RFC 3463 5.7.1: a From: or Sender: address of the message is not the authenticated user's (SPEC §4).</summary>
+    public static readonly SmtpReply HeaderSenderNotOwned = new(550, "5.7.1", "A From: or Sender: address is not owned by the authenticated user");
     public static readonly SmtpReply UnknownUser = new(550, "5.1.1", "No such user here");
     public static readonly SmtpReply AddressLiteralRefused = new(550, "5.1.2", "Address literals are not accepted as recipients");
     public static readonly SmtpReply MessageTooBig = new(552, "5.3.4", "Message size exceeds fixed maximum message size");

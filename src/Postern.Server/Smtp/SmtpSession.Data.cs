@@ -153,6 +153,10 @@ public sealed partial class SmtpSession
         {
             return;
         }
+        if (_user is not null && !await HeaderSendersOwnedAsync(t, writer))
+        {
+            return;
+        }
         try
         {
             await writer.CommitAsync();
