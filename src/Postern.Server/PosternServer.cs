@@ -147,10 +147,14 @@ public sealed partial class PosternServer : IAsyncDisposable
 
     private void StartHoldingTheLock()
     {
-        var limiter = new ConnectionLimiter(() => (Context.Configuration.Options.Limits.MaxConnections, Context.Configuration.Options.Limits.MaxConnectionsPerIp));
+        // Per client across every listener; the cap of open connections is each listener's own
+        // (Listening/ListenerSlots: port 25 can never take the slots of 587 and 465).
+        var limiter = new ConnectionLimiter(() => (int.MaxValue, Context.Configuration.Options.Limits.MaxConnectionsPerIp));
         for (var i = 0; i < _options.Listeners.Count; i++)
         {
-            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions);
+            var role = _options.Listeners[i].Role;
+            var slots = new ListenerSlots(() => Context.Configuration.Options.Limits.CapFor(role), _time);
+            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions, slots);
             listener.Use(_boundSockets?[i] ?? ListenerSocket.Bind(_options.Listeners[i], i));
             _listeners.Add(listener);
         }
