@@ -147,6 +147,17 @@ public sealed partial class PosternServer : IAsyncDisposable
 
     private void StartHoldingTheLock()
     {
+        // Every connection is a file: the soft limit goes to the hard one, and a limit under the caps is said.
+        if (OpenFiles.RaiseToHard() is { } files)
+        {
+            Log.OpenFilesLimit(_logger, files.Soft, files.Hard, files.Before);
+            var caps = _options.Listeners.Sum(l => (long)_options.Limits.CapFor(l.Role));
+            if (files.Soft < caps + 256)
+            {
+                // 256: the spool, the logs, outbound connections and the runtime's own.
+                Log.OpenFilesTooFew(_logger, files.Soft, caps);
+            }
+        }
         // Per client across every listener; the cap of open connections is each listener's own
         // (Listening/ListenerSlots: port 25 can never take the slots of 587 and 465).
         var limiter = new ConnectionLimiter(() => (int.MaxValue, Context.Configuration.Options.Limits.MaxConnectionsPerIp));

@@ -161,4 +161,7 @@ public static partial class Log
 
     [LoggerMessage(241, LogLevel.Information, "soft={soft} hard={hard} before={before}", EventName = "open_files_limit")]
     public static partial void OpenFilesLimit(ILogger logger, long soft, long hard, long before);
+
+    [LoggerMessage(242, LogLevel.Warning, "soft={soft} connections={connections} detail=\"the listeners' caps allow more connections than files may be open; raise LimitNOFILE (systemd) or ulimit -n\"", EventName = "open_files_too_few")]
+    public static partial void OpenFilesTooFew(ILogger logger, long soft, long connections);
 }
