@@ -91,7 +91,8 @@ public sealed partial class PosternServer : IAsyncDisposable
             Configuration = first,
             Spool = Spool,
             AddressBook = AddressBook,
-            AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release"))),
+            AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release")),
+                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time)),
             Tls = _certificates.ServerOptions,
             MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report),
             Logger = logger,
@@ -146,10 +147,25 @@ public sealed partial class PosternServer : IAsyncDisposable
 
     private void StartHoldingTheLock()
     {
-        var limiter = new ConnectionLimiter(() => (Context.Configuration.Options.Limits.MaxConnections, Context.Configuration.Options.Limits.MaxConnectionsPerIp));
+        // Every connection is a file: the soft limit goes to the hard one, and a limit under the caps is said.
+        if (OpenFiles.RaiseToHard() is { } files)
+        {
+            Log.OpenFilesLimit(_logger, files.Soft, files.Hard, files.Before);
+            var caps = _options.Listeners.Sum(l => (long)_options.Limits.CapFor(l.Role));
+            if (files.Soft < caps + 256)
+            {
+                // 256: the spool, the logs, outbound connections and the runtime's own.
+                Log.OpenFilesTooFew(_logger, files.Soft, caps);
+            }
+        }
+        // Per client across every listener; the cap of open connections is each listener's own
+        // (Listening/ListenerSlots: port 25 can never take the slots of 587 and 465).
+        var limiter = new ConnectionLimiter(() => (int.MaxValue, Context.Configuration.Options.Limits.MaxConnectionsPerIp));
         for (var i = 0; i < _options.Listeners.Count; i++)
         {
-            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions);
+            var role = _options.Listeners[i].Role;
+            var slots = new ListenerSlots(() => Context.Configuration.Options.Limits.CapFor(role), _time);
+            var listener = new SmtpListener(Context, _options.Listeners[i], limiter, _sessions, slots);
             listener.Use(_boundSockets?[i] ?? ListenerSocket.Bind(_options.Listeners[i], i));
             _listeners.Add(listener);
         }

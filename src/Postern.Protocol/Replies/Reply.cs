@@ -27,6 +27,7 @@ public static class Reply
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Too many errors, closing connection");
     public static readonly SmtpReply TooManyConnections = new(421, "4.7.0", "Too many connections, try again later");
     public static readonly SmtpReply TooManyConnectionsFromIp = new(421, "4.7.0", "Too many connections from your address, try again later");
+    public static readonly SmtpReply IdleShed = new(421, "4.7.0", "Server busy, closing idle connection");
     public static readonly SmtpReply Pregreet = new(554, "5.5.1", "Protocol error: you talked before my greeting");
     public static readonly SmtpReply EarlyPipelining = new(554, "5.5.1", "Protocol error: commands sent before the EHLO reply allowed pipelining");
     public static readonly SmtpReply NonSmtpInput = new(554, "5.7.0", "This is an SMTP server: HTTP and other non-SMTP input is refused");

@@ -108,16 +108,29 @@ public sealed class AccountStore(ReloadingFile<Dictionary<string, string>> file)
 
     public IReadOnlyCollection<string> Addresses => file.Value.Keys;
 
+    private long _passwordChecks;
+
+    /// <summary>How many passwords were checked against an account's own hash since start (the seam the AUTH race tests count).</summary>
+    public long PasswordChecks => Interlocked.Read(ref _passwordChecks);
+
     /// <summary>Checks credentials; false for an unknown user too (after the same work, so timing says nothing).</summary>
     public async Task<bool> VerifyAsync(string address, string password, CancellationToken cancellationToken)
     {
         if (!file.Value.TryGetValue(address.ToLowerInvariant(), out var stored))
         {
-            await PasswordHasher.VerifyAsync(DummyHash.Value, password, cancellationToken).ConfigureAwait(false);
+            await PretendToVerifyAsync(password, cancellationToken).ConfigureAwait(false);
             return false;
         }
+        Interlocked.Increment(ref _passwordChecks);
         return await PasswordHasher.VerifyAsync(stored, password, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The work of a check against no account's hash: what an unknown name costs, and what a locked
+    /// account costs (its hash is not tried), so that neither answers sooner than a real check.
+    /// </summary>
+    public Task PretendToVerifyAsync(string password, CancellationToken cancellationToken) =>
+        PasswordHasher.VerifyAsync(DummyHash.Value, password, cancellationToken);
 
     private static readonly Lazy<string> DummyHash = new(() => PasswordHasher.Hash(Guid.NewGuid().ToString()));
 

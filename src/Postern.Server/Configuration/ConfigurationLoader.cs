@@ -272,6 +272,7 @@ public static class ConfigurationLoader
         Check(o.Limits.MaxMessageSize is >= 1024 and <= 2L * 1024 * 1024 * 1024, "Limits.MaxMessageSize", "must be between 1024 and 2147483648 octets");
         Check(o.Limits.MaxRecipients is >= 1 and <= 10_000, "Limits.MaxRecipients", "must be between 1 and 10000");
         Check(o.Limits.MaxConnections >= 1, "Limits.MaxConnections", "must be at least 1");
+        Check(o.Limits.MaxConnectionsSubmission >= 1, "Limits.MaxConnectionsSubmission", "must be at least 1");
         Check(o.Limits.MaxConnectionsPerIp >= 1, "Limits.MaxConnectionsPerIp", "must be at least 1");
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");

@@ -299,8 +299,22 @@ public sealed class LimitsOptions
     /// <summary>Recipients per transaction. Default 100 (RFC 5321 §4.5.3.1.8 minimum).</summary>
     public int MaxRecipients { get; set; } = 100;
 
-    /// <summary>Open connections in total. Default 1000.</summary>
-    public int MaxConnections { get; set; } = 1000;
+    /// <summary>
+    /// Open connections on each mx listener (until issue 12: on all listeners together). Default
+    /// 10,000: an idle session costs about 8 KiB (bench/RESULTS.md), so 80 MiB; the file-descriptor
+    /// limit is raised to fit at start. When full, the longest idle session is shed (docs/security.md).
+    /// </summary>
+    public int MaxConnections { get; set; } = 10_000;
+
+    /// <summary>
+    /// Open connections on each submission and submissions listener, apart from the mx listeners'
+    /// (so idle connections on port 25 never lock users out). Default 1,000: an idle TLS session
+    /// costs about 42 KiB, so 42 MiB.
+    /// </summary>
+    public int MaxConnectionsSubmission { get; set; } = 1000;
+
+    /// <summary>The cap of a listener of <paramref name="role"/>.</summary>
+    public int CapFor(ListenerRole role) => role == ListenerRole.Mx ? MaxConnections : MaxConnectionsSubmission;
 
     /// <summary>Open connections per client IP. Default 20.</summary>
     public int MaxConnectionsPerIp { get; set; } = 20;

@@ -16,9 +16,11 @@ namespace Postern.Server.Listening;
 /// <see cref="ListenerOptions.TrustedProxies"/> and start with a PROXY header, which is read (and
 /// nothing after it) before anything else happens: the client it names is then the one the
 /// connection limits, the session, the logs and the Received header see. Any other connection is
-/// closed without a byte sent, and logged (event=proxy_refused).
+/// closed without a byte sent, and logged (event=proxy_refused). Open connections are capped per
+/// client across listeners (<see cref="ConnectionLimiter"/>) and per listener (<see cref="ListenerSlots"/>,
+/// which sheds idle sessions to make room).
 /// </summary>
-public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, ConnectionLimiter limiter, SessionTracker sessions)
+public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, ConnectionLimiter limiter, SessionTracker sessions, ListenerSlots slots)
 {
     /// <summary>
     /// How long a proxy may take to send its header. proxy-protocol.txt §2 suggests "a few seconds
@@ -85,24 +87,35 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
         var verdict = limiter.TryAcquire(ip);
         if (verdict != ConnectionLimiter.Result.Accepted)
         {
-            var reply = verdict == ConnectionLimiter.Result.TooManyTotal ? Reply.TooManyConnections : Reply.TooManyConnectionsFromIp;
-            Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, RefusalReason.ConnectionLimit.Word(), reply.Text);
-            Metrics.Connections.Add(1, new("listener", options.Name), new("result", "refused"));
+            await RefuseAsync(network, id, ip, Reply.TooManyConnectionsFromIp);
+            await network.DisposeAsync();
+            return;
+        }
+        var session = new SmtpSession(ctx, options, network, remote, id);
+        var admission = slots.TryAdmit(session);
+        foreach (var (victim, idle, why) in admission.Shed)
+        {
+            Log.ConnectionShed(ctx.Logger, victim.Id, options.Name, victim.ClientIp.ToString(), (long)idle.TotalSeconds, slots.Open, slots.Cap, why);
+            Metrics.Connections.Add(1, new("listener", options.Name), new("result", "shed"));
+            victim.Shed();
+        }
+        if (!admission.Admitted)
+        {
             try
             {
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-                await network.WriteAsync(reply.ToBytes(), cts.Token);
+                // Full, and every session is working: the newcomer waits for another day.
+                await RefuseAsync(network, id, ip, Reply.TooManyConnections);
             }
-            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+            finally
             {
+                limiter.Release(ip);
+                await session.DisposeAsync();
             }
-            await network.DisposeAsync();
             return;
         }
         Log.Connect(ctx.Logger, id, options.Name, ip.ToString(), remote.Port);
         Metrics.Connections.Add(1, new("listener", options.Name), new("result", "accepted"));
         Metrics.OpenSessions.Add(1, new KeyValuePair<string, object?>("listener", options.Name));
-        var session = new SmtpSession(ctx, options, network, remote, id);
         var done = sessions.Add();
         try
         {
@@ -117,10 +130,26 @@ public sealed class SmtpListener(ServerContext ctx, ListenerOptions options, Con
             finally
             {
                 // Whatever the teardown did, the slot is given back (a leaked slot is a lockout).
+                slots.Release(session);
                 limiter.Release(ip);
                 Metrics.OpenSessions.Add(-1, new KeyValuePair<string, object?>("listener", options.Name));
                 done.Dispose();
             }
+        }
+    }
+
+    /// <summary>Answers a connection that gets no session (421 4.7.0) and logs it; the caller closes it.</summary>
+    private async Task RefuseAsync(NetworkStream network, string id, IPAddress ip, SmtpReply reply)
+    {
+        Log.ConnectionRefused(ctx.Logger, id, options.Name, ip.ToString(), reply.Code, RefusalReason.ConnectionLimit.Word(), reply.Text);
+        Metrics.Connections.Add(1, new("listener", options.Name), new("result", "refused"));
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await network.WriteAsync(reply.ToBytes(), cts.Token);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
         }
     }
 

@@ -154,4 +154,14 @@ public static partial class Log
 
     [LoggerMessage(172, LogLevel.Warning, "key={key} running={running} configured={configured}", EventName = "restart_needed")]
     public static partial void RestartNeeded(ILogger logger, string key, string running, string configured);
+
+    // Overload (Listening/ListenerSlots, issue 12): ids 240-259.
+    [LoggerMessage(240, LogLevel.Warning, "session={session} listener={listener} ip={ip} idle_seconds={idle_seconds} open={open} cap={cap} reason={reason}", EventName = "connection_shed")]
+    public static partial void ConnectionShed(ILogger logger, string session, string listener, string ip, long idle_seconds, int open, int cap, string reason);
+
+    [LoggerMessage(241, LogLevel.Information, "soft={soft} hard={hard} before={before}", EventName = "open_files_limit")]
+    public static partial void OpenFilesLimit(ILogger logger, long soft, long hard, long before);
+
+    [LoggerMessage(242, LogLevel.Warning, "soft={soft} connections={connections} detail=\"the listeners' caps allow more connections than files may be open; raise LimitNOFILE (systemd) or ulimit -n\"", EventName = "open_files_too_few")]
+    public static partial void OpenFilesTooFew(ILogger logger, long soft, long connections);
 }

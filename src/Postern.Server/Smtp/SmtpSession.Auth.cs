@@ -8,8 +8,10 @@ public sealed partial class SmtpSession
 {
     /// <summary>
     /// AUTH PLAIN (RFC 4616) and LOGIN, over TLS only (SPEC §4). A failure answers 535 5.7.8 after
-    /// a delay that doubles with each failure from the address; too many ban the address, its /64
-    /// or the account (454 4.7.0), see <see cref="Accounts.AuthFailures"/>.
+    /// a delay that doubles with each failure from the address; too many ban the address or its /64
+    /// (454 4.7.0) or lock the account (535 as for an unknown name, its password not tried), see
+    /// <see cref="Accounts.AuthFailures"/>. The attempt is reserved before the password is checked,
+    /// so sessions racing each other get no more checks than the limits allow.
     /// </summary>
     private async Task AuthAsync(AuthCommand auth)
     {
@@ -23,7 +25,7 @@ public sealed partial class SmtpSession
             Refuse("AUTH", Reply.EncryptionRequiredForAuth, RefusalReason.TlsRequired);
             return;
         }
-        if (_ctx.AuthFailures.Banned(RemoteIp, null) is { } ban)
+        if (_ctx.AuthFailures.Banned(RemoteIp) is { } ban)
         {
             Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{ban.Key} banned until {ban.Until:u}");
             return;
@@ -72,24 +74,36 @@ public sealed partial class SmtpSession
                 return;
         }
         user = user.Trim();
+        var accounts = _ctx.AddressBook.Accounts;
+        // Reserved on the address and the account before anything is checked (issue 12: racing
+        // sessions got four times the limit). Names that are not accounts count against the address only.
+        using var attempt = _ctx.AuthFailures.Begin(RemoteIp, accounts.Exists(user) ? user : null);
+        if (attempt.Verdict == Accounts.AuthFailures.Verdict.AddressLimit)
+        {
+            // The address's own limit: saying so tells nothing about any account.
+            Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{attempt.LimitKey} at its limit of failures and attempts in flight");
+            return;
+        }
         string reason;
         if (!string.IsNullOrEmpty(authzid) && !authzid.Equals(user, StringComparison.OrdinalIgnoreCase))
         {
             // SPEC §4: acting as someone else is never allowed.
             reason = "authorization identity differs from authentication identity";
         }
-        else if (_ctx.AuthFailures.Banned(RemoteIp, user) is { } accountBan)
+        else if (attempt.Verdict == Accounts.AuthFailures.Verdict.AccountLocked)
         {
-            // The account is under attack: refused without trying the password, so guessing goes nowhere.
-            Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{accountBan.Key} banned until {accountBan.Until:u}");
-            return;
+            // The account is under attack: its password is not tried, so guessing goes nowhere, and
+            // the answer is an unknown name's (same work, same delay, same 535), so a lockout does
+            // not tell which names exist.
+            await accounts.PretendToVerifyAsync(password, CancellationToken.None);
+            reason = $"account locked ({attempt.LimitKey})";
         }
-        else if (await _ctx.AddressBook.Accounts.VerifyAsync(user, password, CancellationToken.None))
+        else if (await accounts.VerifyAsync(user, password, CancellationToken.None))
         {
             // A success does not clear the address's failures: otherwise one valid account would let
             // its owner guess at everyone else's without limit.
             _user = user.ToLowerInvariant();
-            _ctx.AuthFailures.RecordSuccess(RemoteIp, _user);
+            attempt.Succeeded(_user);
             Log.AuthOk(_ctx.Logger, _id, Ip, _user, auth.Mechanism);
             Send(Reply.AuthSucceeded);
             return;
@@ -98,8 +112,7 @@ public sealed partial class SmtpSession
         {
             reason = "invalid credentials";
         }
-        // Failures count against an account only when it exists: random names must not fill the ban list.
-        var (failures, delay, newBans) = _ctx.AuthFailures.RecordFailure(RemoteIp, _ctx.AddressBook.Accounts.Exists(user) ? user : null);
+        var (failures, delay, newBans) = attempt.Failed();
         // The delay runs from the failure, before its log line: whoever reads the line (a test moving
         // an injected clock) knows the wait has begun.
         var wait = Task.Delay(delay, _ctx.Time);

@@ -130,8 +130,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
         catch (OperationCanceledException)
         {
             var inData = _transaction?.InData == true;
-            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? "shutdown" : inData && _slowData ? "data too slow" : "timeout";
+            await TrySendFinalAsync(_shutdownRequested ? ClosingReply : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : Reply.CommandTimeout);
+            _closeReason = _shutdownRequested ? ClosingReason : inData && _slowData ? "data too slow" : "timeout";
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -156,11 +156,11 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
             if (_shutdownRequested && _transaction is null)
             {
-                Send(Reply.ShuttingDown);
-                _closeReason = "shutdown";
+                Send(ClosingReply);
+                _closeReason = ClosingReason;
                 break;
             }
-            var command = await ReadCommandAsync();
+            var command = await IdleUntilCommandAsync();
             if (command is null)
             {
                 _closeReason = "client closed connection";
