@@ -32,6 +32,12 @@ public sealed class DnsClientMailAuthDns : IMailAuthDns
         _failed = failed;
     }
 
+    /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default).</summary>
+    public static NameServer ParseServer(string s) =>
+        IPEndPoint.TryParse(s, out var ep) && (s.Contains("]:", StringComparison.Ordinal) || (s.Count(c => c == ':') == 1))
+            ? new NameServer(ep.Address, ep.Port == 0 ? 53 : ep.Port)
+            : new NameServer(IPAddress.Parse(s.Trim('[', ']')), 53);
+
     /// <summary>
     /// The resolver settings of delivery and mail authentication: answers kept for their TTL
     /// (failures not), DNS errors as answers rather than exceptions, one retry after

@@ -55,11 +55,8 @@ public sealed class MxResolver
         _failed = failed;
     }
 
-    /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default).</summary>
-    public static NameServer ParseServer(string s) =>
-        IPEndPoint.TryParse(s, out var ep) && (s.Contains("]:", StringComparison.Ordinal) || (s.Count(c => c == ':') == 1))
-            ? new NameServer(ep.Address, ep.Port == 0 ? 53 : ep.Port)
-            : new NameServer(IPAddress.Parse(s.Trim('[', ']')), 53);
+    /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default): <see cref="Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer"/>.</summary>
+    public static NameServer ParseServer(string s) => Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer(s);
 
     public async Task<MxResolution> ResolveAsync(string domain, CancellationToken cancellationToken = default)
     {

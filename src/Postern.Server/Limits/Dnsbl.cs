@@ -3,7 +3,6 @@ using DnsClient;
 using DnsClient.Protocol;
 using Microsoft.Extensions.Logging;
 using Postern.Server.Configuration;
-using Postern.Server.Delivery;
 using Postern.Server.Logging;
 
 namespace Postern.Server.Limits;
@@ -241,7 +240,7 @@ public sealed class Dnsbl
     {
         var options = dns.Servers.Count == 0
             ? new LookupClientOptions()
-            : new LookupClientOptions(dns.Servers.Select(MxResolver.ParseServer).ToArray());
+            : new LookupClientOptions(dns.Servers.Select(Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer).ToArray());
         // The verdict is kept per client instead; an NXDOMAIN (not listed, the usual answer) must not
         // send the question on to the next server.
         options.UseCache = false;
