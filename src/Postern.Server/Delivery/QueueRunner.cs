@@ -168,7 +168,22 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             }
             return true;
         }
-        var state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
+        DeliveryState state;
+        try
+        {
+            state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
+        }
+        catch (InvalidDataException e)
+        {
+            // Never "no state": that would deliver again what was delivered. Aside, and held.
+            var moved = (control ?? new QueueControl(spool.Root)).SetAsideUnreadableState(spool, id);
+            Log.QueueStateCorrupt(logger, id.Value, moved, "held", e.Message);
+            if (order is not null)
+            {
+                order.Reply = QueueControl.StateUnreadable(id, moved, e.Message);
+            }
+            return false;
+        }
         var now = time.GetUtcNow();
         // One configuration for the whole attempt, even when a reload comes meanwhile.
         var config = Configuration?.Invoke();

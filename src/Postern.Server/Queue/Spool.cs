@@ -260,6 +260,13 @@ public sealed class Spool : IAsyncDisposable
         return target;
     }
 
+    /// <summary>
+    /// A message's state file, or null when it has none (delivery has not begun). A file that is there
+    /// but cannot be read whole throws <see cref="InvalidDataException"/>, never reads as "no state":
+    /// that would deliver again to every recipient already delivered. The file is one JSON object, so a
+    /// file cut short anywhere (its closing brace is the end marker) or padded with zeros after a crash
+    /// never parses; what parses must also make sense (<see cref="EnvelopeCodec.DecodeState"/>).
+    /// </summary>
     public DeliveryState? ReadState(QueueId id)
     {
         var p = StatePath(id);
@@ -268,18 +275,44 @@ public sealed class Spool : IAsyncDisposable
         {
             return null;
         }
+        byte[] bytes;
         try
         {
-            return EnvelopeCodec.DecodeState(File.ReadAllBytes(p));
+            bytes = File.ReadAllBytes(p);
         }
         catch (FileNotFoundException)
         {
-            return null;
+            return null; // removed meanwhile (the message left the queue)
         }
-        catch (System.Text.Json.JsonException)
+        return EnvelopeCodec.DecodeState(bytes);
+    }
+
+    /// <summary>Where an unreadable state file of <paramref name="id"/> goes (and stays) in corrupt/.</summary>
+    public string CorruptStatePath(QueueId id) => Path.Combine(CorruptDir, id.Value + ".state");
+
+    /// <summary>The state files of <paramref name="id"/> moved aside to corrupt/, oldest first (for `postern queue show`).</summary>
+    public List<string> CorruptStates(QueueId id)
+    {
+        var found = Directory.EnumerateFiles(CorruptDir, id.Value + ".state*").ToList();
+        found.Sort(StringComparer.Ordinal);
+        return found;
+    }
+
+    /// <summary>
+    /// Moves the state file of a message aside to corrupt/ (never deletes it) and leaves the message
+    /// where it is; returns where it went. The caller holds the message (see <see cref="QueueControl.SetAsideUnreadableState"/>).
+    /// </summary>
+    public string MoveStateToCorrupt(QueueId id)
+    {
+        var target = CorruptStatePath(id);
+        if (File.Exists(target))
         {
-            return null;
+            target += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
+        File.Move(StatePath(id), target);
+        _durability.FlushDirectory(CorruptDir);
+        _durability.FlushDirectory(StateDir);
+        return target;
     }
 
     public void WriteState(QueueId id, DeliveryState state) =>
