@@ -79,7 +79,8 @@ public sealed partial class PosternServer : IAsyncDisposable
         _outbound = new SmtpDeliveryClient(options.Hostname, _time, signer: new Postern.MailAuth.Dkim.DkimSigner(() => DkimKeys.Value, _time),
             forwarder: new Forwarder(srs, sealer, options.Hostname, AddressBook.IsLocalDomain), bind: options.Delivery.BindAddresses.Select(IPAddress.Parse).ToList());
         Control = new QueueControl(Spool.Root);
-        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, () => InForce().Options.Domains[0], () => InForce().Options.Delivery.MaxQueueLifetime, _time);
+        var bounces = new BounceWriter(Spool, AddressBook, options.Hostname, () => InForce().Options.Domains[0], () => InForce().Options.Delivery.MaxQueueLifetime, _time,
+            trusted: ip => InForce().IsTrusted(ip));
         var first = Configure(options, 1, previous: null);
         // Delivery.Lmtp: local mail goes to the LMTP server (Dovecot: Sieve, quotas) instead of the Maildir.
         var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname, _time) : null;

@@ -3,7 +3,7 @@ using Postern.Server.Queue;
 
 namespace Postern.Server.Tests;
 
-/// <summary>The envelope can be written again before the commit, in the room left after it, whatever the message size.</summary>
+/// <summary>The envelope can be written again before the commit, in the room left after it or, when it outgrows the room, by writing the file again, whatever the message size.</summary>
 public sealed class EnvelopeRewrite
 {
     [Theory]
@@ -22,13 +22,18 @@ public sealed class EnvelopeRewrite
             {
                 System.Buffers.BuffersExtensions.Write(w, content);
                 envelope.Helo = "filled.in.later.example";
-                Assert.True(w.RewriteEnvelope(envelope));
-                envelope.Helo = new string('h', 2000);
-                Assert.False(w.RewriteEnvelope(envelope)); // too big for the room: the last one that fitted stands
+                w.RewriteEnvelope(envelope);
+                Assert.Equal(w.Length - content.Length, w.MessageStart);
+                // Too big for the room (issue 12: it used to be dropped silently): the file is written again.
+                envelope.Helo = new string('h', 6000);
+                w.RewriteEnvelope(envelope);
+                Assert.Null(w.Failure);
+                Assert.Equal(w.Length - content.Length, w.MessageStart);
                 await w.CommitAsync();
             }
             var read = spool.Read(id);
-            Assert.Equal("filled.in.later.example", read.Envelope.Helo);
+            Assert.Equal(new string('h', 6000), read.Envelope.Helo);
+            Assert.Empty(Directory.GetFiles(spool.TmpDir));
             Assert.Equal(content.Length, read.MessageLength);
             using var s = Spool.OpenMessage(read);
             var back = new byte[content.Length];

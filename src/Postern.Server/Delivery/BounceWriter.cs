@@ -24,7 +24,16 @@ public enum DsnAction
 /// reported to the postmaster instead, and a failure of that report is not reported again.
 /// </summary>
 /// <remarks>The postmaster's domain (the first of Domains) and Delivery.MaxQueueLifetime are those in force when a report is written.</remarks>
-public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, Func<string> postmasterDomain, Func<TimeSpan> maxLifetime, TimeProvider time)
+/// <remarks>
+/// Backscatter (docs/security.md): a sender nobody vouches for (not authenticated, not local, not
+/// from Relay.TrustedNetworks, which <paramref name="trusted"/> tells by client address) may be
+/// forged, so it gets failure reports only, never success or delay reports, whatever its NOTIFY
+/// says (RFC 3461 §5.2 leaves a relay that does not pass the request on free to treat it as it
+/// sees fit); and the failure of a copy an alias forwarded elsewhere returns the headers only, and
+/// no report at all when SPF failed for the sender (it is then most likely forged).
+/// </remarks>
+public sealed class BounceWriter(Spool spool, AddressBook addressBook, string hostname, Func<string> postmasterDomain, Func<TimeSpan> maxLifetime, TimeProvider time,
+    Func<System.Net.IPAddress, bool>? trusted = null)
 {
     private const int MaxReturnedOctets = 256 * 1024;
 
@@ -38,6 +47,16 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         var wanted = failed.Where(r => CommandParser.TryParseNotify(Notify(envelope, r), out var notify)
             ? notify.HasFlag(asked)
             : action is DsnAction.Failed or DsnAction.Delayed).ToList();
+        var vouched = Vouched(envelope);
+        if (!vouched && action != DsnAction.Failed)
+        {
+            wanted.Clear(); // no success or delay report to a sender that may be forged
+        }
+        var forwarded = wanted.Any(r => r.Original is not null && !r.Local);
+        if (!vouched && forwarded && (envelope.AuthenticationResults ?? "").Contains("spf=fail", StringComparison.Ordinal))
+        {
+            wanted.RemoveAll(r => r.Original is not null && !r.Local); // SPF says the sender is forged: no backscatter
+        }
         if (wanted.Count == 0)
         {
             return null;
@@ -104,7 +123,8 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         {
             // RFC 3461 §4.3: RET=HDRS returns the headers only; so does a message too large to return.
             // Reports that are not failures carry the headers only (RFC 3461 §4.3 leaves it to us).
-            var headersOnly = envelope.Ret == "HDRS" || action != DsnAction.Failed || original.MessageLength > MaxReturnedOctets;
+            // A forwarded copy refused elsewhere, from a sender nobody vouches for: the headers only.
+            var headersOnly = envelope.Ret == "HDRS" || action != DsnAction.Failed || original.MessageLength > MaxReturnedOctets || (!vouched && forwarded);
             var returned = await MimeMessage.LoadAsync(content).ConfigureAwait(false);
             if (headersOnly)
             {
@@ -160,6 +180,11 @@ public sealed class BounceWriter(Spool spool, AddressBook addressBook, string ho
         await writer.CommitAsync().ConfigureAwait(false);
         return new SpooledMessage(id, dsnEnvelope, spool.MessagePath(id), start, length);
     }
+
+    /// <summary>Whether someone vouches for the sender: authenticated, local (sendmail, our own reports) or from Relay.TrustedNetworks.</summary>
+    private bool Vouched(Envelope e) =>
+        e.AuthUser is not null || e.Protocol == "local"
+        || (trusted is not null && System.Net.IPAddress.TryParse(e.ClientIp, out var ip) && trusted(ip));
 
     private static string? Notify(Envelope envelope, RecipientState r) =>
         envelope.Recipients.FirstOrDefault(e => e.Address.Equals(r.Original ?? r.Address, StringComparison.OrdinalIgnoreCase))?.Notify;

@@ -168,7 +168,22 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             }
             return true;
         }
-        var state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
+        DeliveryState state;
+        try
+        {
+            state = spool.ReadState(id) ?? QueueControl.InitialState(message.Envelope);
+        }
+        catch (InvalidDataException e)
+        {
+            // Never "no state": that would deliver again what was delivered. Aside, and held.
+            var moved = (control ?? new QueueControl(spool.Root)).SetAsideUnreadableState(spool, id);
+            Log.QueueStateCorrupt(logger, id.Value, moved, "held", e.Message);
+            if (order is not null)
+            {
+                order.Reply = QueueControl.StateUnreadable(id, moved, e.Message);
+            }
+            return false;
+        }
         var now = time.GetUtcNow();
         // One configuration for the whole attempt, even when a reload comes meanwhile.
         var config = Configuration?.Invoke();
@@ -180,8 +195,10 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         {
             changed |= await DeliverByLmtpAsync(message, state, now, options, cancellationToken).ConfigureAwait(false);
         }
-        foreach (var r in state.Recipients.ToList())
+        // By index: an alias adds its accounts to the list, and they are delivered in this same pass.
+        for (var i = 0; i < state.Recipients.Count; i++)
         {
+            var r = state.Recipients[i];
             if (r.Status is "delivered" or "bounced" || (!r.Local && !discard) || (lmtp is not null && !discard))
             {
                 continue;
@@ -486,7 +503,8 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         {
             return new DeliveryOutcome.Delivered("discarded");
         }
-        var targets = addressBook.Expand(r.Address);
+        // A recipient an alias gave is an account already: not expanded again.
+        var targets = r.Original is null ? addressBook.Expand(r.Address) : [(r.Address, true)];
         if (targets.Count == 0)
         {
             // The address was valid at RCPT. It may have been removed since, or the passwd file may be
@@ -494,25 +512,25 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             // lifetime decides when it turns into a bounce.
             return new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)", time.GetUtcNow() + RetryDelay);
         }
-        try
+        if (!(targets is [var only] && only.Local && only.Address.Equals(r.Address, StringComparison.OrdinalIgnoreCase)))
         {
-            var delivered = new List<string>();
+            // An alias (or a +tag): each final address becomes a recipient of its own, so that each
+            // copy's delivery is recorded alone and a retry of one that failed never writes again
+            // the copies already delivered (issue 12). Remote ones go out by the outbound side.
             foreach (var (address, local) in targets)
             {
-                if (!local)
+                if (!state.Recipients.Any(x => x.Address.Equals(address, StringComparison.OrdinalIgnoreCase) && x.Local == local))
                 {
-                    // Forwarded by an alias: the outbound side takes it from here.
-                    if (!state.Recipients.Any(x => x.Address.Equals(address, StringComparison.OrdinalIgnoreCase) && !x.Local))
-                    {
-                        state.Recipients.Add(new RecipientState { Address = address, Local = false, Original = r.Address });
-                    }
-                    continue;
+                    state.Recipients.Add(new RecipientState { Address = address, Local = local, Original = r.Address });
                 }
-                using var content = Spool.OpenMessage(message);
-                var file = maildir.Deliver(address, message.Envelope.From, content, message.MessageLength, message.Envelope.Folder, message.Envelope.AuthenticationResults);
-                delivered.Add($"{address}:{Path.GetFileName(file)}");
             }
-            return new DeliveryOutcome.Delivered(delivered.Count == 0 ? "forwarded" : string.Join(' ', delivered));
+            return new DeliveryOutcome.Delivered($"expanded to {string.Join(' ', targets.Select(t => t.Address))}");
+        }
+        try
+        {
+            using var content = Spool.OpenMessage(message);
+            var file = maildir.Deliver(r.Address, message.Envelope.From, content, message.MessageLength, message.Envelope.Folder, message.Envelope.AuthenticationResults);
+            return new DeliveryOutcome.Delivered($"{r.Address}:{Path.GetFileName(file)}");
         }
         catch (IOException e)
         {

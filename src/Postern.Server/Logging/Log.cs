@@ -72,6 +72,10 @@ public static partial class Log
     [LoggerMessage(26, LogLevel.Error, "queue_id={queue_id} file={file} reason={reason}", EventName = "queue_corrupt")]
     public static partial void QueueCorrupt(ILogger logger, string queue_id, string file, string reason);
 
+    // Queue (issue 12, helper queue): ids 260-279.
+    [LoggerMessage(260, LogLevel.Error, "queue_id={queue_id} file={file} message={message} reason={reason}", EventName = "queue_state_corrupt")]
+    public static partial void QueueStateCorrupt(ILogger logger, string queue_id, string file, string message, string reason);
+
     [LoggerMessage(27, LogLevel.Error, "queue_id={queue_id} session={session} reason={reason}", EventName = "commit_failed")]
     public static partial void CommitFailed(ILogger logger, string queue_id, string session, string reason);
 

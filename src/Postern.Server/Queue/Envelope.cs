@@ -94,6 +94,33 @@ internal static class EnvelopeCodec
 
     public static byte[] EncodeState(DeliveryState s) => JsonSerializer.SerializeToUtf8Bytes(s, QueueJson.Default.DeliveryState);
 
-    public static DeliveryState DecodeState(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, QueueJson.Default.DeliveryState) ?? throw new JsonException("empty state");
+    /// <summary>
+    /// Reads a state file whole, or throws <see cref="InvalidDataException"/>: the JSON must be one
+    /// complete object (a truncated file never is), and each recipient must have an address and a
+    /// known status.
+    /// </summary>
+    public static DeliveryState DecodeState(ReadOnlySpan<byte> json)
+    {
+        DeliveryState? state;
+        try
+        {
+            state = JsonSerializer.Deserialize(json, QueueJson.Default.DeliveryState);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"state is not valid JSON ({json.Length} octets): {e.Message}", e);
+        }
+        if (state?.Recipients is not { Count: > 0 } recipients)
+        {
+            throw new InvalidDataException($"state has no recipients ({json.Length} octets)");
+        }
+        foreach (var r in recipients)
+        {
+            if (r is null || string.IsNullOrEmpty(r.Address) || r.Status is not ("pending" or "delivered" or "deferred" or "bounced"))
+            {
+                throw new InvalidDataException("state has a recipient without an address or with an unknown status");
+            }
+        }
+        return state;
+    }
 }

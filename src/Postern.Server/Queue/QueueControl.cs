@@ -333,7 +333,17 @@ public sealed class QueueControl
                     held++;
                     continue;
                 }
-                var s = spool.ReadState(each);
+                DeliveryState? s;
+                try
+                {
+                    s = spool.ReadState(each);
+                }
+                catch (InvalidDataException)
+                {
+                    SetAsideUnreadableState(spool, each);
+                    held++;
+                    continue;
+                }
                 if (s is not null && MakeDue(s) > 0)
                 {
                     spool.WriteState(each, s);
@@ -370,7 +380,15 @@ public sealed class QueueControl
         {
             return new ControlReply("failed", $"{id} is unreadable ({e.Message}); the server moves it to queue/corrupt/ when it starts", Ok: false);
         }
-        var state = spool.ReadState(id) ?? InitialState(message.Envelope);
+        DeliveryState state;
+        try
+        {
+            state = spool.ReadState(id) ?? InitialState(message.Envelope);
+        }
+        catch (InvalidDataException e)
+        {
+            return StateUnreadable(id, SetAsideUnreadableState(spool, id), e.Message);
+        }
         switch (request.Action)
         {
             case "retry":
@@ -397,6 +415,24 @@ public sealed class QueueControl
                 return new ControlReply("failed", $"unknown action '{request.Action}'", Ok: false);
         }
     }
+
+    /// <summary>
+    /// What becomes of a message whose state file is unreadable (<see cref="Spool.ReadState"/> threw):
+    /// the file goes to corrupt/ and the message on hold. Neither delivered again (its state may have
+    /// said that some recipients had their copy) nor lost: the administrator looks (`postern queue
+    /// show` names the file) and releases it (every recipient then gets it again) or deletes it.
+    /// Returns where the state file went.
+    /// </summary>
+    public string SetAsideUnreadableState(Spool spool, QueueId id)
+    {
+        // Hold first: a crash in between leaves a held message with its bad state, never a free one without.
+        Hold(id);
+        return spool.MoveStateToCorrupt(id);
+    }
+
+    /// <summary>The reply to an action on a message whose state was just set aside.</summary>
+    public static ControlReply StateUnreadable(QueueId id, string movedTo, string reason) =>
+        new("failed", $"the state file of {id} is unreadable ({reason}); it was moved to {movedTo} and the message is on hold: see `postern queue show {id}`", Ok: false);
 
     public static ControlReply OnHold(QueueId id) =>
         new("on_hold", $"{id} is on hold: release it first (`postern queue release {id}`)", Ok: false);

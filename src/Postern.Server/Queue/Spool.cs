@@ -260,6 +260,13 @@ public sealed class Spool : IAsyncDisposable
         return target;
     }
 
+    /// <summary>
+    /// A message's state file, or null when it has none (delivery has not begun). A file that is there
+    /// but cannot be read whole throws <see cref="InvalidDataException"/>, never reads as "no state":
+    /// that would deliver again to every recipient already delivered. The file is one JSON object, so a
+    /// file cut short anywhere (its closing brace is the end marker) or padded with zeros after a crash
+    /// never parses; what parses must also make sense (<see cref="EnvelopeCodec.DecodeState"/>).
+    /// </summary>
     public DeliveryState? ReadState(QueueId id)
     {
         var p = StatePath(id);
@@ -268,18 +275,44 @@ public sealed class Spool : IAsyncDisposable
         {
             return null;
         }
+        byte[] bytes;
         try
         {
-            return EnvelopeCodec.DecodeState(File.ReadAllBytes(p));
+            bytes = File.ReadAllBytes(p);
         }
         catch (FileNotFoundException)
         {
-            return null;
+            return null; // removed meanwhile (the message left the queue)
         }
-        catch (System.Text.Json.JsonException)
+        return EnvelopeCodec.DecodeState(bytes);
+    }
+
+    /// <summary>Where an unreadable state file of <paramref name="id"/> goes (and stays) in corrupt/.</summary>
+    public string CorruptStatePath(QueueId id) => Path.Combine(CorruptDir, id.Value + ".state");
+
+    /// <summary>The state files of <paramref name="id"/> moved aside to corrupt/, oldest first (for `postern queue show`).</summary>
+    public List<string> CorruptStates(QueueId id)
+    {
+        var found = Directory.EnumerateFiles(CorruptDir, id.Value + ".state*").ToList();
+        found.Sort(StringComparer.Ordinal);
+        return found;
+    }
+
+    /// <summary>
+    /// Moves the state file of a message aside to corrupt/ (never deletes it) and leaves the message
+    /// where it is; returns where it went. The caller holds the message (see <see cref="QueueControl.SetAsideUnreadableState"/>).
+    /// </summary>
+    public string MoveStateToCorrupt(QueueId id)
+    {
+        var target = CorruptStatePath(id);
+        if (File.Exists(target))
         {
-            return null;
+            target += "." + DateTime.UtcNow.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
+        File.Move(StatePath(id), target);
+        _durability.FlushDirectory(CorruptDir);
+        _durability.FlushDirectory(StateDir);
+        return target;
     }
 
     public void WriteState(QueueId id, DeliveryState state) =>
@@ -336,16 +369,25 @@ public sealed class SpoolWriter : IBufferWriter<byte>, IDisposable
     internal int EnvelopeRoom { get; set; }
 
     /// <summary>
-    /// Writes <paramref name="envelope"/> over the one written at the start, padded with spaces, before
-    /// the commit. False (and nothing written) when it does not fit the room left at
-    /// <see cref="Spool.Create"/>; the first envelope then stands.
+    /// Writes <paramref name="envelope"/> over the one written at the start, before the commit. It
+    /// never fails silently (issue 12: a quarantine's Folder was lost that way): when it fits the room
+    /// left at <see cref="Spool.Create"/> it is written in place, padded with spaces; when it does not,
+    /// the file is written again (the new envelope, then the message copied from the old file, in
+    /// bounded buffers) and takes the old one's place under tmp/. A write error on the way is kept
+    /// as <see cref="Failure"/>, so that <see cref="CommitAsync"/> throws <see cref="IOException"/>
+    /// and nothing is acknowledged. <see cref="MessageStart"/> may move.
     /// </summary>
-    public bool RewriteEnvelope(Envelope envelope)
+    public void RewriteEnvelope(Envelope envelope)
     {
         var json = EnvelopeCodec.Encode(envelope);
-        if (json.Length > EnvelopeRoom || _handle is null)
+        if (_handle is null)
         {
-            return false;
+            throw new InvalidOperationException("the spool file is already committed or dropped");
+        }
+        if (json.Length > EnvelopeRoom)
+        {
+            Rewrite(json);
+            return;
         }
         var bytes = new byte[EnvelopeRoom];
         json.CopyTo(bytes, 0);
@@ -368,7 +410,69 @@ public sealed class SpoolWriter : IBufferWriter<byte>, IDisposable
         {
             bytes.AsSpan(inFile).CopyTo(_buffer.AsSpan((int)(at + inFile - _fileOffset)));
         }
-        return true;
+    }
+
+    /// <summary>The envelope outgrew its room: a new temp file with it, the message copied after it, renamed over the old one.</summary>
+    private void Rewrite(byte[] json)
+    {
+        FlushBuffer();
+        if (Failure is not null)
+        {
+            return; // the message is refused at the commit anyway
+        }
+        var old = _handle!;
+        var copy = _path + ".envelope";
+        SafeFileHandle? fresh = null;
+        try
+        {
+            fresh = SafeFile.CreateNew(copy);
+            // Some room again, for a later rewrite of the same size.
+            var room = Math.Max(EnvelopeRoom - json.Length, 0) + 1024;
+            var head = new byte[Spool.Magic.Length + json.Length + room + 1];
+            Spool.Magic.CopyTo(head);
+            json.CopyTo(head, Spool.Magic.Length);
+            head.AsSpan(Spool.Magic.Length + json.Length, room).Fill((byte)' ');
+            head[^1] = (byte)'\n';
+            _spool.Durability.BeforeWrite(copy, head.Length);
+            RandomAccess.Write(fresh, head, 0);
+            var chunk = ArrayPool<byte>.Shared.Rent(64 * 1024);
+            try
+            {
+                long from = MessageStart, to = head.Length;
+                int n;
+                while ((n = RandomAccess.Read(old, chunk, from)) > 0)
+                {
+                    _spool.Durability.BeforeWrite(copy, n);
+                    RandomAccess.Write(fresh, chunk.AsSpan(0, n), to);
+                    from += n;
+                    to += n;
+                }
+                // The old file is gone from under this name once the rename is done; its handle too.
+                File.Move(copy, _path, overwrite: true);
+                old.Dispose();
+                _handle = fresh;
+                fresh = null;
+                _fileOffset = to;
+                MessageStart = head.Length;
+                EnvelopeRoom = json.Length + room;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(chunk);
+            }
+        }
+        catch (IOException e)
+        {
+            Failure = e;
+        }
+        finally
+        {
+            if (fresh is not null)
+            {
+                fresh.Dispose();
+                SafeFile.TryDelete(copy);
+            }
+        }
     }
 
     /// <summary>Octets written so far, envelope included.</summary>

@@ -71,14 +71,17 @@ public static class QueueCommand
     /// <summary>One message as `list`, `show` and `summary` see it.</summary>
     internal sealed record Entry(SpooledMessage Message, DeliveryState? State, bool Held)
     {
+        /// <summary>Why the state file could not be read (the server sets it aside and holds the message), or null.</summary>
+        public string? StateProblem { get; init; }
+
         /// <summary>Each recipient's state: from queue/state, or all pending when delivery has not begun.</summary>
         public List<RecipientState> Recipients => (State ?? QueueControl.InitialState(Message.Envelope)).Recipients;
 
         /// <summary>The recipients not yet delivered or bounced.</summary>
         public IEnumerable<RecipientState> Waiting => Recipients.Where(r => r.Status is "pending" or "deferred");
 
-        /// <summary>held (queue/hold), deferred (a recipient failed for now) or active (waiting for, or in, delivery).</summary>
-        public string Status => Held ? "held" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
+        /// <summary>held (queue/hold), corrupt (the state file is unreadable), deferred (a recipient failed for now) or active (waiting for, or in, delivery).</summary>
+        public string Status => Held ? "held" : StateProblem is not null ? "corrupt" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
     }
 
     /// <summary>Every message of the spool as the queue verbs (and `diag self`) see it; one gone or corrupt meanwhile is skipped.</summary>
@@ -96,7 +99,20 @@ public static class QueueCommand
             {
                 continue; // gone meanwhile, or corrupt (the server moves it aside)
             }
-            yield return new Entry(m, spool.ReadState(id), control.IsHeld(id));
+            yield return Read(spool, control, m);
+        }
+    }
+
+    /// <summary>A message with its state; an unreadable state file is reported, not taken for "nothing happened yet".</summary>
+    private static Entry Read(Spool spool, QueueControl control, SpooledMessage m)
+    {
+        try
+        {
+            return new Entry(m, spool.ReadState(m.Id), control.IsHeld(m.Id));
+        }
+        catch (InvalidDataException bad)
+        {
+            return new Entry(m, null, control.IsHeld(m.Id)) { StateProblem = bad.Message };
         }
     }
 
@@ -151,7 +167,8 @@ public static class QueueCommand
             stderr.WriteLine($"postern: message {id} is unreadable: {bad.Message}");
             return ExitCode.Problem;
         }
-        var entry = new Entry(m, spool.ReadState(id), new QueueControl(spool.Root).IsHeld(id));
+        var entry = Read(spool, new QueueControl(spool.Root), m);
+        var setAside = spool.CorruptStates(id);
         var e = m.Envelope;
         var now = DateTimeOffset.UtcNow;
         var bouncesAt = e.Received + options.MaxQueueLifetime;
@@ -194,6 +211,12 @@ public static class QueueCommand
                 Advice = reply?.Fix,
             };
         }).ToList();
+        // The state file, when it could not be read (now, or earlier: the server then moved it aside).
+        var stateProblem = entry.StateProblem is { } problem
+            ? $"the state file queue/state/{id} is unreadable ({problem}); the server moves it to queue/corrupt/ and holds the message when it next takes it"
+            : setAside.Count > 0 && entry.State is null
+                ? $"the state file was unreadable and was moved to {setAside[^1]}: which recipients already had their copy is unknown (look there); `postern queue release {id}` delivers to every recipient again, `postern queue delete {id}` drops it"
+                : null;
         if (json)
         {
             stdout.WriteLine(JsonSerializer.Serialize(new
@@ -202,6 +225,7 @@ public static class QueueCommand
                 Size = m.MessageLength,
                 State = entry.Status,
                 entry.Held,
+                StateProblem = stateProblem,
                 BouncesAt = bouncesAt,
                 Recipients = recipients,
                 Forwarded = forwarded,
@@ -213,6 +237,10 @@ public static class QueueCommand
         stdout.WriteLine($"From:      <{e.From}>  body={e.Body}{(e.SmtpUtf8 ? " SMTPUTF8" : "")}{(e.Ret is null ? "" : $" RET={e.Ret}")}{(e.EnvId is null ? "" : $" ENVID={e.EnvId}")}");
         stdout.WriteLine($"Size:      {m.MessageLength} octets");
         stdout.WriteLine($"State:     {entry.Status}{(entry.Held ? $" (on hold: nothing is delivered until `postern queue release {id}`)" : "")}");
+        if (stateProblem is not null)
+        {
+            stdout.WriteLine($"Corrupt:   {stateProblem}");
+        }
         stdout.WriteLine($"Expires:   {Time(bouncesAt)} (Received + Delivery.MaxQueueLifetime {Span(options.MaxQueueLifetime)}): what is still undelivered then bounces");
         foreach (var r in recipients)
         {
