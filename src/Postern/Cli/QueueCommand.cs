@@ -68,58 +68,10 @@ public static class QueueCommand
 
     private sealed record Row(string Id, string State, string From, List<string> Recipients, long Size, double AgeSeconds, DateTimeOffset Received);
 
-    /// <summary>One message as `list`, `show` and `summary` see it.</summary>
-    internal sealed record Entry(SpooledMessage Message, DeliveryState? State, bool Held)
-    {
-        /// <summary>Why the state file could not be read (the server sets it aside and holds the message), or null.</summary>
-        public string? StateProblem { get; init; }
-
-        /// <summary>Each recipient's state: from queue/state, or all pending when delivery has not begun.</summary>
-        public List<RecipientState> Recipients => (State ?? QueueControl.InitialState(Message.Envelope)).Recipients;
-
-        /// <summary>The recipients not yet delivered or bounced.</summary>
-        public IEnumerable<RecipientState> Waiting => Recipients.Where(r => r.Status is "pending" or "deferred");
-
-        /// <summary>held (queue/hold), corrupt (the state file is unreadable), deferred (a recipient failed for now) or active (waiting for, or in, delivery).</summary>
-        public string Status => Held ? "held" : StateProblem is not null ? "corrupt" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
-    }
-
-    /// <summary>Every message of the spool as the queue verbs (and `diag self`) see it; one gone or corrupt meanwhile is skipped.</summary>
-    internal static IEnumerable<Entry> Entries(Spool spool)
-    {
-        var control = new QueueControl(spool.Root);
-        foreach (var id in spool.ListIds())
-        {
-            SpooledMessage m;
-            try
-            {
-                m = spool.Read(id);
-            }
-            catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
-            {
-                continue; // gone meanwhile, or corrupt (the server moves it aside)
-            }
-            yield return Read(spool, control, m);
-        }
-    }
-
-    /// <summary>A message with its state; an unreadable state file is reported, not taken for "nothing happened yet".</summary>
-    private static Entry Read(Spool spool, QueueControl control, SpooledMessage m)
-    {
-        try
-        {
-            return new Entry(m, spool.ReadState(m.Id), control.IsHeld(m.Id));
-        }
-        catch (InvalidDataException bad)
-        {
-            return new Entry(m, null, control.IsHeld(m.Id)) { StateProblem = bad.Message };
-        }
-    }
-
     private static int List(Spool spool, bool json, TextWriter stdout)
     {
         var now = DateTimeOffset.UtcNow;
-        var rows = Entries(spool).Select(e => new Row(e.Message.Id.Value, e.Status, e.Message.Envelope.From, e.Waiting.Select(r => r.Address).ToList(),
+        var rows = QueueEntries.All(spool).Select(e => new Row(e.Message.Id.Value, e.Status, e.Message.Envelope.From, e.Waiting.Select(r => r.Address).ToList(),
             e.Message.MessageLength, Math.Round((now - e.Message.Envelope.Received).TotalSeconds), e.Message.Envelope.Received)).ToList();
         if (json)
         {
@@ -167,7 +119,7 @@ public static class QueueCommand
             stderr.WriteLine($"postern: message {id} is unreadable: {bad.Message}");
             return ExitCode.Problem;
         }
-        var entry = Read(spool, new QueueControl(spool.Root), m);
+        var entry = QueueEntries.Read(spool, new QueueControl(spool.Root), m);
         var setAside = spool.CorruptStates(id);
         var e = m.Envelope;
         var now = DateTimeOffset.UtcNow;
@@ -359,7 +311,7 @@ public static class QueueCommand
         var now = DateTimeOffset.UtcNow;
         var counts = new Dictionary<string, int[]>(StringComparer.Ordinal);
         var total = new int[Buckets.Length + 1];
-        foreach (var entry in Entries(spool))
+        foreach (var entry in QueueEntries.All(spool))
         {
             var minutes = (now - entry.Message.Envelope.Received).TotalMinutes;
             var bucket = Array.FindIndex(Buckets, b => minutes <= b);

@@ -400,7 +400,7 @@ internal static class SelfServerChecks
             var spool = new Spool(queueDir);
             try
             {
-                foreach (var entry in Postern.Cli.QueueCommand.Entries(spool))
+                foreach (var entry in QueueEntries.All(spool))
                 {
                     var waiting = entry.Waiting.ToList();
                     if (waiting.Count == 0)
