@@ -154,4 +154,8 @@ public static partial class Log
 
     [LoggerMessage(172, LogLevel.Warning, "key={key} running={running} configured={configured}", EventName = "restart_needed")]
     public static partial void RestartNeeded(ILogger logger, string key, string running, string configured);
+
+    // Ids 220-239: mail authentication and bounded work per message (issue 12).
+    [LoggerMessage(220, LogLevel.Error, "queue_id={queue_id} session={session} ip={ip} reason={reason}", EventName = "mail_auth_error")]
+    public static partial void MailAuthError(ILogger logger, string queue_id, string session, string ip, string reason, Exception exception);
 }
