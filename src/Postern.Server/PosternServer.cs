@@ -41,7 +41,7 @@ public sealed partial class PosternServer : IAsyncDisposable
 
     /// <summary>Wires the server; <c>boundSockets</c> are listening sockets bound beforehand, one per listener in order (`serve` binds them as root, then gives up root); null: Start binds them.</summary>
     public PosternServer(PosternOptions options, ILogger logger, TimeProvider? time = null, IDurability? durability = null, string? configFile = null, bool dev = false,
-        IReadOnlyList<System.Net.Sockets.Socket>? boundSockets = null)
+        IReadOnlyList<System.Net.Sockets.Socket>? boundSockets = null, Postern.MailAuth.Dns.IMailAuthDns? mailAuthDns = null)
     {
         _boundSockets = boundSockets;
         _options = options;
@@ -87,6 +87,8 @@ public sealed partial class PosternServer : IAsyncDisposable
         Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control, lmtp) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
         Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
+        // mailAuthDns: the seam of IMailAuthDns, for tests that make DNS fail in a chosen way.
+        mailAuthDns ??= new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report);
         Context = new ServerContext
         {
             Configuration = first,
@@ -95,7 +97,12 @@ public sealed partial class PosternServer : IAsyncDisposable
             AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release")),
                 new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time)),
             Tls = _certificates.ServerOptions,
-            MailAuthDns = new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report),
+            MailAuthDns = mailAuthDns,
+            // Made here, once: a failure to make one is a failure to start, never a cached failure of every message.
+            Spf = new Postern.MailAuth.Spf.SpfEvaluator(mailAuthDns, options.Hostname, _time),
+            Dkim = new Postern.MailAuth.Dkim.DkimVerifier(mailAuthDns, _time),
+            Arc = new Postern.MailAuth.Arc.ArcChainVerifier(mailAuthDns),
+            Dmarc = new Postern.MailAuth.Dmarc.DmarcEvaluator(mailAuthDns),
             Logger = logger,
             Time = _time,
             Committed = m => Runner.Enqueue(m.Id, m),

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using MimeKit;
 using MimeKit.Cryptography;
@@ -45,6 +44,12 @@ public sealed class DkimVerifierOptions
     /// signatures come that way (the mail-auth suite has one 5 hours ahead); one dated days ahead is not.
     /// </summary>
     public TimeSpan FutureTimestampTolerance { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// The longest header section parsed, in octets. Default 1 MiB (as <see cref="DkimSigner.MaxHeaderBytes"/>):
+    /// the server refuses far shorter ones before this (Limits.MaxHeaderSize); past it every result is permerror.
+    /// </summary>
+    public int MaxHeaderBytes { get; init; } = DkimSigner.MaxHeaderBytes;
 
     public static DkimVerifierOptions Default { get; } = new();
 
@@ -125,9 +130,9 @@ public sealed record DkimSignatureResult(
 
 /// <summary>
 /// Verifies every DKIM-Signature of a message (RFC 6376 §6, RFC 8463 for ed25519-sha256, RFC 8301's
-/// algorithm and key-size rules). MimeKit parses the message, canonicalizes the signed header
+/// algorithm and key-size rules). MimeKit parses the header section alone, canonicalizes the signed header
 /// fields and checks the signature; the body hash is taken over the raw body octets (see
-/// <see cref="BodyHashes"/>); this class does what MimeKit leaves to its caller: the tag checks (v=,
+/// <see cref="DkimBodyHashes"/>); this class does what MimeKit leaves to its caller: the tag checks (v=,
 /// i= against d=, q=, From signed), t= and x= against the injected clock, l= against the body, and
 /// the key record's v=, k=, h=, s=, t=s, t=y and revocation, with keys from DNS through
 /// <see cref="IMailAuthDns"/>. One instance serves every message, concurrently.
@@ -156,7 +161,9 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
 
     /// <summary>
     /// Verifies the message from the current position of the stream to its end (a spool file opened
-    /// at the message). A stream that cannot seek is read into memory first.
+    /// at the message), with bounded memory: the header section is read (at most
+    /// <see cref="DkimVerifierOptions.MaxHeaderBytes"/>) and parsed alone, the body only streamed
+    /// into the body hashes. A stream that cannot seek is read into memory first.
     /// </summary>
     public async Task<IReadOnlyList<DkimSignatureResult>> VerifyAsync(Stream message, CancellationToken cancellationToken = default)
     {
@@ -167,15 +174,19 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
             copy.Position = 0;
             message = copy;
         }
-        var start = message.Position;
-        using var mime = await MimeMessage.LoadAsync(message, persistent: true, cancellationToken).ConfigureAwait(false);
+        if (await MessageHead.ReadAsync(message, _options.MaxHeaderBytes, cancellationToken).ConfigureAwait(false) is not { } head)
+        {
+            // Past the bound nothing is parsed; the session's own header limits are far lower.
+            return [new DkimSignatureResult(AuthResult.PermError, $"header section longer than {_options.MaxHeaderBytes} octets", null, null, null, null, null, false)];
+        }
+        using var mime = head.Parse();
         var signatures = mime.Headers.Where(h => h.Id == HeaderId.DkimSignature).ToList();
         if (signatures.Count == 0)
         {
             return [];
         }
         var locator = new DnsDkimKeyLocator(dns);
-        var check = new MimeKitCheck(locator);
+        var check = new DkimHeaderCheck(locator);
         var fields = signatures.Select(h => DkimSignatureFields.Parse(Encoding.UTF8.GetString(h.RawValue), _options.AcceptDraftVersions)).ToList();
         // Ask DNS for every key at once; each signature then waits for its own answer.
         for (var i = 0; i < fields.Count && i < _options.MaxSignatures; i++)
@@ -186,7 +197,7 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
             }
         }
         // Every body hash the signatures want, computed in one pass over the raw body when first needed.
-        var bodies = new BodyHashes(message, start, fields.Take(_options.MaxSignatures).Where(f => Refusal(f) is null).Select(Body));
+        var bodies = new DkimBodyHashes(message, head.BodyStart, fields.Take(_options.MaxSignatures).Where(f => Refusal(f) is null).Select(Body));
         var results = new List<DkimSignatureResult>(signatures.Count);
         for (var i = 0; i < signatures.Count; i++)
         {
@@ -201,7 +212,7 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
     }
 
     private async Task<(AuthResult, string?, bool)> EvaluateAsync(MimeMessage mime, Header header, DkimSignatureFields f, DnsDkimKeyLocator locator,
-        MimeKitCheck check, BodyHashes bodies, CancellationToken cancellationToken)
+        DkimHeaderCheck check, DkimBodyHashes bodies, CancellationToken cancellationToken)
     {
         if (Refusal(f) is { } refused)
         {
@@ -224,7 +235,7 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
         bool signatureOk;
         try
         {
-            signatureOk = bodyOk && check.SignatureMatches(mime, header, f, key.PublicKey!);
+            signatureOk = bodyOk && check.SignatureMatches(mime, header, f.Algorithm, key.PublicKey!, f.SignedHeaders, f.HeaderCanonicalization, f.Signature!);
         }
         catch (FormatException e)
         {
@@ -298,58 +309,6 @@ public sealed class DkimVerifier(IMailAuthDns dns, TimeProvider time, DkimVerifi
         return null;
     }
 
-    private static BodyKey Body(DkimSignatureFields f) =>
+    private static DkimBodyKey Body(DkimSignatureFields f) =>
         new(f.BodyCanonicalization == DkimCanonicalizationAlgorithm.Relaxed, f.HashName, f.BodyLength ?? long.MaxValue);
-
-    private readonly record struct BodyKey(bool Relaxed, string Hash, long Limit);
-
-    /// <summary>
-    /// Body hashes of the raw octets of the message (RFC 6376 §3.7), each distinct (canonicalization,
-    /// hash, l=) once. Not MimeKit's: MimeKit hashes its re-serialization of the parsed body, which
-    /// drops, for one, whitespace after a MIME boundary line, and so fails valid c=*/simple signatures.
-    /// </summary>
-    private sealed class BodyHashes(Stream raw, long start, IEnumerable<BodyKey> wanted)
-    {
-        private readonly HashSet<BodyKey> _wanted = [.. wanted];
-        private Dictionary<BodyKey, (byte[] Hash, long Length)>? _done;
-
-        public async Task<(byte[] Hash, long Length)> GetAsync(BodyKey key, CancellationToken cancellationToken)
-        {
-            _done ??= await ComputeAsync(cancellationToken).ConfigureAwait(false);
-            return _done[key];
-        }
-
-        private async Task<Dictionary<BodyKey, (byte[], long)>> ComputeAsync(CancellationToken cancellationToken)
-        {
-            var hashes = _wanted.ToDictionary(k => k, k => IncrementalHash.CreateHash(k.Hash == "sha1" ? HashAlgorithmName.SHA1 : HashAlgorithmName.SHA256));
-            try
-            {
-                var bodies = hashes.ToDictionary(h => h.Key, h => new DkimBodyCanonicalizer(h.Key.Relaxed, h.Value, h.Key.Limit));
-                var splitter = new DkimMessageSplitter([.. bodies.Values]);
-                raw.Position = start;
-                var buffer = new byte[65536];
-                int read;
-                while ((read = await raw.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                {
-                    splitter.Append(buffer.AsSpan(0, read));
-                }
-                splitter.Finish();
-                return bodies.ToDictionary(b => b.Key, b => (hashes[b.Key].GetHashAndReset(), b.Value.Length));
-            }
-            finally
-            {
-                foreach (var hash in hashes.Values)
-                {
-                    hash.Dispose();
-                }
-            }
-        }
-    }
-
-    /// <summary>MimeKit's header canonicalization and signature check, reached through its protected member.</summary>
-    private sealed class MimeKitCheck(IDkimPublicKeyLocator locator) : DkimVerifierBase(locator)
-    {
-        public bool SignatureMatches(MimeMessage message, Header header, DkimSignatureFields f, AsymmetricKeyParameter key) =>
-            VerifySignature(MimeFormat.Crlf, message, header, f.Algorithm, key, f.SignedHeaders, f.HeaderCanonicalization, f.Signature!);
-    }
 }

@@ -55,7 +55,8 @@ public sealed class PublicSuffixList
         Interior = 8,
     }
 
-    private static readonly Lazy<PublicSuffixList> EmbeddedList = new(() => LoadEmbedded(PublicSuffixSections.All));
+    // PublicationOnly: a failure (say, no memory at the first load) is not cached; the next use tries again.
+    private static readonly Lazy<PublicSuffixList> EmbeddedList = new(() => LoadEmbedded(PublicSuffixSections.All), LazyThreadSafetyMode.PublicationOnly);
 
     private readonly Dictionary<string, Rules> _rules;
     private readonly Dictionary<string, Rules>.AlternateLookup<ReadOnlySpan<char>> _lookup;

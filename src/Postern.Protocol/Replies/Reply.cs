@@ -85,6 +85,11 @@ public static class Reply
     public static readonly SmtpReply HeaderTooLarge = new(552, "5.3.4", "Message header section is too large");
     public static readonly SmtpReply TooManyHeaderFields = new(552, "5.3.4", "Message has too many header fields");
     public static readonly SmtpReply TooManyHops = new(554, "5.4.6", "Too many hops (Received fields): mail loop?");
+    // RFC 3463 §3.7 X.6.0, "other or undefined media error": the content's structure, not its size (Postfix says 5.6.0 for mime_nesting_limit too).
+    public static readonly SmtpReply TooManyMimeParts = new(554, "5.6.0", "Message has too many MIME parts");
+    public static readonly SmtpReply MimeTooDeep = new(554, "5.6.0", "Message MIME structure is nested too deeply");
+    // RFC 3463 §3.8 X.7.0, other security status: the check itself failed; RFC 7489 §6.6.2 lets a temporary error defer the message.
+    public static readonly SmtpReply MailAuthUnavailable = new(451, "4.7.0", "Message authentication checks failed temporarily, try again later");
     public static readonly SmtpReply DataTooSlow = new(421, "4.4.2", "Message data arrives too slowly, closing connection");
     public static readonly SmtpReply TextLineTooLong = new(554, "5.6.0", "Message content has a line longer than 1000 octets");
     public static readonly SmtpReply Utf8AddressNeedsSmtpUtf8 = new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter");

@@ -337,6 +337,21 @@ public sealed class LimitsOptions
     /// <summary>Most Received fields (hops) accepted before a message is taken for a loop. Default 50 (as Postfix's hopcount_limit).</summary>
     public int MaxHops { get; set; } = 50;
 
+    /// <summary>
+    /// Most MIME body parts a message may have (RFC 2046 §5.1: each boundary delimiter line opens one),
+    /// counted as the data streams. Default 10,000: real mail has a handful, a digest hundreds; a MIME
+    /// bomb packs a million empty parts into 7 MB, and whatever parses a message later (a filter, a
+    /// mail client) pays per part. Over it: 554 5.6.0.
+    /// </summary>
+    public int MaxMimeParts { get; set; } = 10_000;
+
+    /// <summary>
+    /// Deepest nesting of multiparts and encapsulated messages (message/rfc822) a message may have.
+    /// Default 100, as Postfix's mime_nesting_limit: real mail nests a few levels (a forward of a
+    /// forward), deep nesting only serves to exhaust recursive parsers. Over it: 554 5.6.0.
+    /// </summary>
+    public int MaxMimeDepth { get; set; } = 100;
+
     /// <summary>Refused commands per session before 421 and disconnect. Default 20 (as Postfix's smtpd_hard_error_limit).</summary>
     public int MaxErrors { get; set; } = 20;
 

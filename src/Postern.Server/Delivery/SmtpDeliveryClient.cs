@@ -81,24 +81,21 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         SpooledMessage message, IReadOnlyList<string> recipients, SmtpRoute route, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
         var retryAt = _time.GetUtcNow() + RetryAfter;
-        MimeMessage mime;
         var signature = await SignAsync(message, cancellationToken).ConfigureAwait(false);
-        await using (var content = Spool.OpenMessage(message))
+        // The message is never in memory whole (issue 12: 20 messages of 20 MiB held +514 MiB): MimeKit
+        // parses it in persistent mode, each part's content a window onto the spool file that is read
+        // again as the message is written to the socket, so only the header fields and the MIME
+        // structure (bounded by Limits.MaxMimeParts) are held. The file stays open until the end.
+        await using var content = Spool.OpenMessage(message);
+        using var spooled = new MimeKit.IO.BoundStream(content, message.MessageOffset, -1, leaveOpen: true);
+        using var source = new MimeKit.IO.ChainedStream();
+        if (signature.Length > 0)
         {
-            if (signature.Length == 0)
-            {
-                mime = await MimeMessage.LoadAsync(content, cancellationToken).ConfigureAwait(false);
-            }
-            else
-            {
-                // The DKIM-Signature fields go on top; the rest stays byte for byte as spooled.
-                using var signed = new MemoryStream();
-                signed.Write(System.Text.Encoding.ASCII.GetBytes(signature));
-                await content.CopyToAsync(signed, cancellationToken).ConfigureAwait(false);
-                signed.Position = 0;
-                mime = await MimeMessage.LoadAsync(signed, cancellationToken).ConfigureAwait(false);
-            }
+            // The DKIM-Signature fields go on top; the rest stays byte for byte as spooled.
+            source.Add(new MemoryStream(System.Text.Encoding.ASCII.GetBytes(signature), writable: false));
         }
+        source.Add(spooled, leaveOpen: true);
+        using var mime = await MimeMessage.LoadAsync(source, persistent: true, cancellationToken).ConfigureAwait(false);
         var from = message.Envelope.From;
         if (forwarding is not null && _forwarder is not null)
         {

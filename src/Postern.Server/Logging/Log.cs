@@ -168,4 +168,8 @@ public static partial class Log
 
     [LoggerMessage(242, LogLevel.Warning, "soft={soft} connections={connections} detail=\"the listeners' caps allow more connections than files may be open; raise LimitNOFILE (systemd) or ulimit -n\"", EventName = "open_files_too_few")]
     public static partial void OpenFilesTooFew(ILogger logger, long soft, long connections);
+
+    // Ids 220-239: mail authentication and bounded work per message (issue 12).
+    [LoggerMessage(220, LogLevel.Error, "queue_id={queue_id} session={session} ip={ip} reason={reason}", EventName = "mail_auth_error")]
+    public static partial void MailAuthError(ILogger logger, string queue_id, string session, string ip, string reason, Exception exception);
 }

@@ -71,6 +71,10 @@ public enum RefusalReason
     StarttlsInjection,
     /// <summary>The disk refused the message (452 4.3.1).</summary>
     DiskFull,
+    /// <summary>More MIME parts than Limits.MaxMimeParts, or nested deeper than Limits.MaxMimeDepth (554 5.6.0).</summary>
+    MimeStructure,
+    /// <summary>Mail authentication (DKIM, ARC, DMARC) failed unexpectedly for this message (451 4.7.0); the next message is checked afresh.</summary>
+    MailAuthError,
 }
 
 /// <summary>The log words of <see cref="RefusalReason"/>.</summary>
@@ -109,6 +113,8 @@ public static class RefusalReasons
         RefusalReason.BadSequence => "bad_sequence",
         RefusalReason.StarttlsInjection => "starttls_injection",
         RefusalReason.DiskFull => "disk_full",
+        RefusalReason.MimeStructure => "mime_structure",
+        RefusalReason.MailAuthError => "mail_auth_error",
         _ => throw new ArgumentOutOfRangeException(nameof(reason)),
     };
 

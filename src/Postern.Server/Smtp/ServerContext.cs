@@ -41,21 +41,21 @@ public sealed class ServerContext
     public Limits.TriageCache TriageCache => LazyInitializer.EnsureInitialized(ref _triageCache, () => new Limits.TriageCache(Time));
     private Limits.TriageCache? _triageCache;
 
-    /// <summary>The SPF checker (made on first use, asking Dns.Servers).</summary>
-    public Postern.MailAuth.Spf.SpfEvaluator Spf => LazyInitializer.EnsureInitialized(ref _spf, () => new Postern.MailAuth.Spf.SpfEvaluator(MailAuthDns, Options.Hostname, Time));
-    private Postern.MailAuth.Spf.SpfEvaluator? _spf;
+    // The mail-authentication services are made by the composition root (PosternServer) at start,
+    // never on first use: a failure while making one would fail the first message and, cached,
+    // every later one (issue 12). Each is stateless per message and serves all sessions at once.
 
-    /// <summary>The DKIM verifier (made on first use).</summary>
-    public Postern.MailAuth.Dkim.DkimVerifier Dkim => LazyInitializer.EnsureInitialized(ref _dkim, () => new Postern.MailAuth.Dkim.DkimVerifier(MailAuthDns, Time));
-    private Postern.MailAuth.Dkim.DkimVerifier? _dkim;
+    /// <summary>The SPF checker (asking Dns.Servers).</summary>
+    public required Postern.MailAuth.Spf.SpfEvaluator Spf { get; init; }
 
-    /// <summary>The ARC chain verifier (made on first use).</summary>
-    public Postern.MailAuth.Arc.ArcChainVerifier Arc => LazyInitializer.EnsureInitialized(ref _arc, () => new Postern.MailAuth.Arc.ArcChainVerifier(MailAuthDns));
-    private Postern.MailAuth.Arc.ArcChainVerifier? _arc;
+    /// <summary>The DKIM verifier.</summary>
+    public required Postern.MailAuth.Dkim.DkimVerifier Dkim { get; init; }
 
-    /// <summary>The DMARC evaluator (made on first use, with the shipped Public Suffix List).</summary>
-    public Postern.MailAuth.Dmarc.DmarcEvaluator Dmarc => LazyInitializer.EnsureInitialized(ref _dmarc, () => new Postern.MailAuth.Dmarc.DmarcEvaluator(MailAuthDns));
-    private Postern.MailAuth.Dmarc.DmarcEvaluator? _dmarc;
+    /// <summary>The ARC chain verifier.</summary>
+    public required Postern.MailAuth.Arc.ArcChainVerifier Arc { get; init; }
+
+    /// <summary>The DMARC evaluator (with the shipped Public Suffix List, loaded at start).</summary>
+    public required Postern.MailAuth.Dmarc.DmarcEvaluator Dmarc { get; init; }
 
     /// <summary>DNS for mail authentication: the server's resolver, shared with the MX lookups.</summary>
     public required Postern.MailAuth.Dns.IMailAuthDns MailAuthDns { get; init; }

@@ -12,7 +12,27 @@ public sealed partial class SmtpSession
     /// reject refuses the message (550 5.7.1) and a quarantine sends it to the Junk folder, unless
     /// MailAuth.EnforceDmarc is off. False when the message was refused.
     /// </summary>
+    /// <remarks>
+    /// An unexpected failure of the checks (an exception, not a DNS answer: those are temperror
+    /// results) refuses this message only, with 451 4.7.0 (RFC 7489 §6.6.2 lets a receiver defer what
+    /// it could not evaluate); the session goes on, and the next message is checked afresh.
+    /// </remarks>
     private async Task<bool> AuthenticateAsync(Transaction t, SpoolWriter writer)
+    {
+        try
+        {
+            return await CheckAuthenticationAsync(t, writer);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !_ctx.ShuttingDown.IsCancellationRequested)
+        {
+            Log.MailAuthError(_ctx.Logger, t.Id.Value, _id, Ip, e.Message, e);
+            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.MailAuthUnavailable, RefusalReason.MailAuthError, e.GetType().Name);
+            ResetTransaction();
+            return false;
+        }
+    }
+
+    private async Task<bool> CheckAuthenticationAsync(Transaction t, SpoolWriter writer)
     {
         IReadOnlyList<Postern.MailAuth.Dkim.DkimSignatureResult> dkim;
         MimeKit.HeaderList headers;

@@ -81,7 +81,8 @@ public sealed class TestServer : IAsyncDisposable
     public static Task<TestServer> StartOnAsync(string dataDir, Action<PosternOptions>? configure = null, TimeProvider? time = null) =>
         StartAsync(configure, time: time, dataDir: dataDir);
 
-    public static async Task<TestServer> StartAsync(Action<PosternOptions>? configure = null, IDurability? durability = null, TimeProvider? time = null, string? dataDir = null)
+    public static async Task<TestServer> StartAsync(Action<PosternOptions>? configure = null, IDurability? durability = null, TimeProvider? time = null, string? dataDir = null,
+        Postern.MailAuth.Dns.IMailAuthDns? mailAuthDns = null)
     {
         var dir = dataDir ?? NewDataDir();
         var options = DefaultOptions(dir);
@@ -95,7 +96,7 @@ public sealed class TestServer : IAsyncDisposable
         File.WriteAllText(passwd, $"alice@example.test:{AliceHash.Value}\nbob@example.test:{BobHash.Value}\n");
         var t = new TestServer(dir, options);
         t._provider = new KeyValueLoggerProvider(t._logs, LogLevel.Debug, time, options.Logging.Format);
-        t.Server = new PosternServer(options, t._provider.CreateLogger("test"), time, durability);
+        t.Server = new PosternServer(options, t._provider.CreateLogger("test"), time, durability, mailAuthDns: mailAuthDns);
         t.Server.Start();
         await Task.CompletedTask;
         return t;
