@@ -229,14 +229,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     internal static string FirstLine(string s) => s.Split('\n', 2)[0].Trim();
 
     private static Hop Hop(SmtpRoute route, EnvelopeSmtpClient client) =>
-        new(route.Host, route.Address, route.Port, client.IsConnected && client.IsSecure ? TlsName(client.SslProtocol) : null);
-
-    private static string TlsName(SslProtocols p) => p switch
-    {
-        SslProtocols.Tls13 => "TLSv1.3",
-        SslProtocols.Tls12 => "TLSv1.2",
-        _ => p.ToString(),
-    };
+        new(route.Host, route.Address, route.Port, client.IsConnected && client.IsSecure ? Postern.Server.Logging.TlsNames.Version(client.SslProtocol) : null);
 
     /// <summary>A refusal's outcome, for SMTP and LMTP alike: 5xx bounces with the server's words, anything else defers.</summary>
     internal static DeliveryOutcome Outcome(int code, string text, DateTimeOffset retryAt) =>
