@@ -42,6 +42,12 @@ public sealed partial class SmtpSession
     {
         _shedReply = Reply.IdleShed;
         _shutdownRequested = true;
+        if (Volatile.Read(ref _idleSince) == 0 || _transaction is not null)
+        {
+            // Picked as idle, but a command (MAIL, DATA...) started meanwhile: never cancel its
+            // read; the flag ends the session at its next command boundary, outside a transaction.
+            return;
+        }
         try
         {
             _readCts.Cancel();
