@@ -71,6 +71,10 @@ public enum RefusalReason
     StarttlsInjection,
     /// <summary>The disk refused the message (452 4.3.1).</summary>
     DiskFull,
+    /// <summary>More than Limits.MaxJunkCommands commands that move no mail forward (NOOP, RSET, VRFY, ...).</summary>
+    JunkCommands,
+    /// <summary>The session outlived Limits.SessionLifetime.</summary>
+    SessionLifetime,
 }
 
 /// <summary>The log words of <see cref="RefusalReason"/>.</summary>
@@ -109,6 +113,8 @@ public static class RefusalReasons
         RefusalReason.BadSequence => "bad_sequence",
         RefusalReason.StarttlsInjection => "starttls_injection",
         RefusalReason.DiskFull => "disk_full",
+        RefusalReason.JunkCommands => "junk_commands",
+        RefusalReason.SessionLifetime => "session_lifetime",
         _ => throw new ArgumentOutOfRangeException(nameof(reason)),
     };
 

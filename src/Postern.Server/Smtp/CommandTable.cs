@@ -54,6 +54,12 @@ public static class CommandTable
 
     public static Rule For(Verb verb) => Rules[verb];
 
+    /// <summary>
+    /// Commands that move no mail forward (Postfix's smtpd_junk_command_limit counts the same):
+    /// a session gets Limits.MaxJunkCommands of them (refused commands count too) between messages.
+    /// </summary>
+    public static bool IsJunk(Verb verb) => verb is Verb.Noop or Verb.Rset or Verb.Vrfy or Verb.Expn or Verb.Help or Verb.Unknown;
+
     /// <summary>Null when the verb is allowed now, otherwise the refusal.</summary>
     public static SmtpReply? Check(Verb verb, SessionState state, bool tlsRequiredButMissing)
     {

@@ -27,10 +27,11 @@ public sealed partial class SmtpSession
         var checker = t.Bdat!;
         IBufferWriter<byte> sink = t.Headers!;
         t.InData = true;
+        _readingData = true;
         var remaining = bdat.Size;
         while (remaining > 0)
         {
-            var result = await ReadAsync(DataReadTimeout(t, checker.Size));
+            var result = await ReadAsync(DataReadTimeout(t.DataStarted, checker.Size));
             var buffer = result.Buffer;
             var take = buffer.Slice(0, Math.Min(remaining, buffer.Length));
             foreach (var segment in take)
@@ -49,6 +50,7 @@ public sealed partial class SmtpSession
             }
         }
         t.InData = false;
+        _readingData = false;
         if (bdat.Last)
         {
             checker.CheckEnd(); // content ending in a lone CR is a bare CR too
@@ -66,20 +68,29 @@ public sealed partial class SmtpSession
         await FinishMessageAsync(t, checker.Size, ContentRefusal(checker, t.Headers!));
     }
 
-    /// <summary>Reads and drops a chunk that will not be used.</summary>
+    /// <summary>
+    /// Reads and drops a chunk that will not be used (BDAT out of sequence, or refused): under the
+    /// same deadlines as message data (Limits.DataTimeout and Limits.MinDataRate), or a byte now and
+    /// then would hold the session for ever.
+    /// </summary>
     private async Task DiscardChunkAsync(long size)
     {
+        var started = _ctx.Time.GetUtcNow();
+        long read = 0;
+        _readingData = true;
         while (size > 0)
         {
-            var result = await ReadAsync(Options.Limits.DataTimeout);
+            var result = await ReadAsync(DataReadTimeout(started, read));
             var take = Math.Min(size, result.Buffer.Length);
             _reader.AdvanceTo(result.Buffer.GetPosition(take));
             size -= take;
+            read += take;
             _needMoreInput = size > 0;
             if (size > 0 && result.IsCompleted)
             {
                 throw new IOException("client closed the connection during BDAT");
             }
         }
+        _readingData = false;
     }
 }

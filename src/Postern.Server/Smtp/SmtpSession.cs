@@ -48,7 +48,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private int _recipients;
     private int _errors;
     private int _commands;
+    private int _junk; // commands that moved no mail forward since the last accepted message (Limits.MaxJunkCommands)
     private bool _slowData; // the current data read waits on the minimum-rate deadline, not the plain timeout
+    private bool _readingData; // message data (or a chunk to drop) is being read: a timeout now is a data timeout
+    private readonly DateTimeOffset _sessionEnd; // connect + Limits.SessionLifetime: no command is read after it
 
     public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
     {
@@ -61,7 +64,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _id = id;
         _readCts = new CancellationTokenSource();
         (_reader, _writer) = CreatePipes(network);
+        _sessionEnd = ctx.Time.GetUtcNow() + _config.Options.Limits.SessionLifetime;
     }
+
+    private bool LifetimeOver => _ctx.Time.GetUtcNow() >= _sessionEnd;
 
     // The configuration this session works with: the one in force at connect, taken again when a
     // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
@@ -129,9 +135,14 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            var inData = _transaction?.InData == true;
-            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? "shutdown" : inData && _slowData ? "data too slow" : "timeout";
+            var inData = _readingData;
+            var lifetime = !_shutdownRequested && !inData && LifetimeOver;
+            if (lifetime)
+            {
+                LogLifetime();
+            }
+            await TrySendFinalAsync(_shutdownRequested ? Reply.ShuttingDown : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : lifetime ? Reply.SessionLifetimeReached : Reply.CommandTimeout);
+            _closeReason = _shutdownRequested ? "shutdown" : inData && _slowData ? "data too slow" : lifetime ? "session lifetime" : "timeout";
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -160,6 +171,14 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = "shutdown";
                 break;
             }
+            if (LifetimeOver)
+            {
+                // A command boundary past Limits.SessionLifetime: a client busy for ever is cut off too.
+                LogLifetime();
+                Send(Reply.SessionLifetimeReached);
+                _closeReason = "session lifetime";
+                break;
+            }
             var command = await ReadCommandAsync();
             if (command is null)
             {
@@ -171,8 +190,29 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 TakeConfigurationInForce();
             }
+            var junk = CommandTable.IsJunk(command.Verb);
+            if (junk && _junk >= Options.Limits.MaxJunkCommands)
+            {
+                RefuseJunk();
+                break;
+            }
             var errorsBefore = _errors;
+            var messagesBefore = _messages;
             await DispatchAsync(command);
+            if (_messages > messagesBefore)
+            {
+                // Postfix likewise: a client that delivers mail is not wasting the session.
+                _junk = 0;
+            }
+            else if (junk || _errors > errorsBefore)
+            {
+                _junk++;
+            }
+            if (_junk > Options.Limits.MaxJunkCommands && !_closing)
+            {
+                RefuseJunk();
+                break;
+            }
             if (_errors > errorsBefore && _errors < Options.Limits.MaxErrors && !_closing
                 && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
@@ -188,6 +228,18 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         await FlushAsync();
     }
+
+    private void RefuseJunk()
+    {
+        _errors++;
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, "junk", Reply.TooManyJunkCommands.Code, Reply.TooManyJunkCommands.Enhanced, RefusalReason.JunkCommands.Word(), $"more than Limits.MaxJunkCommands ({Options.Limits.MaxJunkCommands}) commands that move no mail forward");
+        Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", Reply.TooManyJunkCommands.Code));
+        Send(Reply.TooManyJunkCommands);
+        _closeReason = "too many junk commands";
+    }
+
+    private void LogLifetime() =>
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, "lifetime", Reply.SessionLifetimeReached.Code, Reply.SessionLifetimeReached.Enhanced, RefusalReason.SessionLifetime.Word(), $"session older than Limits.SessionLifetime ({Options.Limits.SessionLifetime})");
 
     /// <summary>Between transactions: the configuration published by a reload since, if any, applies from this command on.</summary>
     private void TakeConfigurationInForce()
@@ -207,6 +259,15 @@ public sealed partial class SmtpSession : IAsyncDisposable
             Refuse("line", nonSmtp.Reply, RefusalReason.NonSmtp);
             _closing = true;
             _closeReason = "non-SMTP input";
+            return;
+        }
+        if (command is InvalidCommand { Verb: Verb.Unknown } bare && ReferenceEquals(bare.Reply, Reply.BareLineEndingInCommand))
+        {
+            // SPEC §5: a bare CR or LF is never a line end. What follows it may be a smuggled command
+            // (the receiving end of SMTP smuggling), so nothing after it is read: refuse and close.
+            Refuse("line", bare.Reply, RefusalReason.BareLineEnding);
+            _closing = true;
+            _closeReason = "bare CR or LF in command";
             return;
         }
         if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
@@ -358,6 +419,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
         // One deadline for the whole line: a client sending a byte now and then (slowloris) does
         // not get a fresh timeout with each byte.
         var deadline = _ctx.Time.GetUtcNow() + Options.Limits.CommandTimeout;
+        if (deadline > _sessionEnd)
+        {
+            deadline = _sessionEnd; // Limits.SessionLifetime: an idle client is not kept past it either
+        }
         while (true)
         {
             var left = deadline - _ctx.Time.GetUtcNow();
@@ -422,7 +487,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         while (true)
         {
-            var result = await ReadAsync(Options.Limits.CommandTimeout);
+            var left = _sessionEnd - _ctx.Time.GetUtcNow();
+            var result = await ReadAsync(left < Options.Limits.CommandTimeout ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : Options.Limits.CommandTimeout);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var status = LineReader.TryRead(ref reader, AuthLineLimit, out var line);
