@@ -18,22 +18,23 @@ public sealed partial class SmtpSession
         {
             if (!BeginMessage(t))
             {
-                await DiscardChunkAsync(bdat.Size);
+                await DropChunkAsync();
                 return;
             }
             t.Bdat = new BdatReader(Options.Limits.MaxMessageSize);
-            _state = SessionState.Bdat;
         }
+        _engine.Succeeded(bdat);
         var checker = t.Bdat!;
         IBufferWriter<byte> sink = t.Headers!;
         t.InData = true;
         _readingData = true;
-        var remaining = bdat.Size;
-        while (remaining > 0)
+        // The engine counts the chunk's octets (RFC 3030: counted, never terminated).
+        var complete = bdat.Size == 0;
+        while (!complete)
         {
             var result = await ReadAsync(DataReadTimeout(t.DataStarted, checker.Size));
-            var buffer = result.Buffer;
-            var take = buffer.Slice(0, Math.Min(remaining, buffer.Length));
+            var reader = new SequenceReader<byte>(result.Buffer);
+            complete = _engine.TakeChunk(ref reader, out var take);
             foreach (var segment in take)
             {
                 if (checker.Check(segment.Span))
@@ -41,10 +42,9 @@ public sealed partial class SmtpSession
                     sink.Write(segment.Span);
                 }
             }
-            remaining -= take.Length;
-            _reader.AdvanceTo(take.End);
-            _needMoreInput = remaining > 0;
-            if (remaining > 0 && result.IsCompleted)
+            _reader.AdvanceTo(reader.Position);
+            _needMoreInput = !complete;
+            if (!complete && result.IsCompleted)
             {
                 throw new IOException("client closed the connection during BDAT");
             }
@@ -69,24 +69,23 @@ public sealed partial class SmtpSession
     }
 
     /// <summary>
-    /// Reads and drops a chunk that will not be used (BDAT out of sequence, or refused): under the
-    /// same deadlines as message data (Limits.DataTimeout and Limits.MinDataRate), or a byte now and
-    /// then would hold the session for ever.
+    /// Reads and drops the chunk of a BDAT the server refused (the disk would not open the spool
+    /// file): under the same deadlines as message data (Limits.DataTimeout and Limits.MinDataRate),
+    /// or a byte now and then would hold the session for ever.
     /// </summary>
-    private async Task DiscardChunkAsync(long size)
+    private async Task DropChunkAsync()
     {
         var started = _ctx.Time.GetUtcNow();
-        long read = 0;
+        _engine.DropRestOfChunk();
         _readingData = true;
-        while (size > 0)
+        while (_engine.InChunk)
         {
-            var result = await ReadAsync(DataReadTimeout(started, read));
-            var take = Math.Min(size, result.Buffer.Length);
-            _reader.AdvanceTo(result.Buffer.GetPosition(take));
-            size -= take;
-            read += take;
-            _needMoreInput = size > 0;
-            if (size > 0 && result.IsCompleted)
+            var result = await ReadAsync(DataReadTimeout(started, _engine.ChunkRead));
+            var reader = new SequenceReader<byte>(result.Buffer);
+            var done = _engine.DrainChunk(ref reader);
+            _reader.AdvanceTo(reader.Position);
+            _needMoreInput = !done;
+            if (!done && result.IsCompleted)
             {
                 throw new IOException("client closed the connection during BDAT");
             }

@@ -194,7 +194,8 @@ public sealed partial class SmtpSession
         Metrics.BytesAccepted.Add(size, new KeyValuePair<string, object?>("listener", _listener.Name));
         Send(Reply.Queued(t.Id.Value));
         _transaction = null;
-        _state = SessionState.Ready;
+        _engine.MessageAccepted();
+        _engine.ResetTransaction();
         _ctx.Committed(new SpooledMessage(t.Id, t.Envelope!, _ctx.Spool.MessagePath(t.Id), writer.MessageStart, writer.Length - writer.MessageStart));
     }
 

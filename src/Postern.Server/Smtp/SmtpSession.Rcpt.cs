@@ -24,7 +24,7 @@ public sealed partial class SmtpSession
             // 100 identical RCPTs make one copy, not 100 (issue 12); answered 250 because the address
             // was accepted; not counted against Limits.MaxRecipients nor the hourly rates (it adds no
             // work), but counted as junk by the loop (it moves no mail), so repeating it is bounded.
-            _junk++;
+            _engine.CountJunk();
             Send(Reply.DuplicateRecipient);
             return;
         }
@@ -69,7 +69,7 @@ public sealed partial class SmtpSession
             ORcpt = rcpt.ORcpt,
         });
         t.RecipientKeys.Add(key);
-        _state = SessionState.Rcpt;
+        _engine.Succeeded(rcpt);
         Send(Reply.RecipientOk);
     }
 
