@@ -9,6 +9,7 @@ public static class Reply
     // 2xx
     public static readonly SmtpReply SenderOk = new(250, "2.1.0", "Sender OK");
     public static readonly SmtpReply RecipientOk = new(250, "2.1.5", "Recipient OK");
+    public static readonly SmtpReply DuplicateRecipient = new(250, "2.1.5", "Recipient OK (duplicate recipient ignored)");
     public static readonly SmtpReply ResetOk = new(250, "2.0.0", "Reset OK");
     public static readonly SmtpReply NoopOk = new(250, "2.0.0", "OK");
     public static readonly SmtpReply Bye = new(221, "2.0.0", "Bye");
@@ -25,6 +26,8 @@ public static class Reply
     public static readonly SmtpReply CommandTimeout = new(421, "4.4.2", "Timeout waiting for a command, closing connection");
     public static readonly SmtpReply DataTimeout = new(421, "4.4.2", "Timeout waiting for message data, closing connection");
     public static readonly SmtpReply TooManyErrors = new(421, "4.7.0", "Too many errors, closing connection");
+    public static readonly SmtpReply TooManyJunkCommands = new(421, "4.7.0", "Too many commands that move no mail forward, closing connection");
+    public static readonly SmtpReply SessionLifetimeReached = new(421, "4.4.2", "Session too long, closing connection; please reconnect");
     public static readonly SmtpReply TooManyConnections = new(421, "4.7.0", "Too many connections, try again later");
     public static readonly SmtpReply TooManyConnectionsFromIp = new(421, "4.7.0", "Too many connections from your address, try again later");
     public static readonly SmtpReply IdleShed = new(421, "4.7.0", "Server busy, closing idle connection");
@@ -44,7 +47,7 @@ public static class Reply
     // 5xx: syntax and sequence
     public static readonly SmtpReply UnknownCommand = new(500, "5.5.2", "Command not recognized");
     public static readonly SmtpReply LineTooLong = new(500, "5.5.2", "Line too long");
-    public static readonly SmtpReply BareLineEndingInCommand = new(500, "5.5.2", "Bare CR or LF in command; lines must end with CRLF");
+    public static readonly SmtpReply BareLineEndingInCommand = new(554, "5.5.2", "Bare CR or LF in command; lines must end with CRLF. Closing connection");
     public static readonly SmtpReply SyntaxError = new(501, "5.5.4", "Syntax error in parameters or arguments");
     public static readonly SmtpReply HeloRequiresDomain = new(501, "5.5.4", "HELO/EHLO requires a domain or address literal");
     public static readonly SmtpReply BadSenderSyntax = new(501, "5.1.7", "Bad sender address syntax");

@@ -283,6 +283,8 @@ public static class ConfigurationLoader
         Check(o.Limits.MaxMimeParts >= 1, "Limits.MaxMimeParts", "must be at least 1");
         Check(o.Limits.MaxMimeDepth >= 1, "Limits.MaxMimeDepth", "must be at least 1");
         Check(o.Limits.MaxErrors >= 1, "Limits.MaxErrors", "must be at least 1");
+        Check(o.Limits.MaxJunkCommands >= 1, "Limits.MaxJunkCommands", "must be at least 1");
+        Check(o.Limits.SessionLifetime >= TimeSpan.FromSeconds(1) && o.Limits.SessionLifetime <= TimeSpan.FromDays(1), "Limits.SessionLifetime", "must be between 1 second and 1 day");
         Check(o.Triage.GreetingPause >= TimeSpan.Zero && o.Triage.GreetingPause <= TimeSpan.FromSeconds(60), "Triage.GreetingPause", "must be between 0 and 60 seconds (clients wait at most 5 minutes for a greeting, RFC 5321 §4.5.3.2.1)");
         Check(o.Triage.CacheTime >= TimeSpan.Zero, "Triage.CacheTime", "must not be negative");
         foreach (var (lists, name) in new[] { (o.Dnsbl.Lists, "Dnsbl.Lists"), (o.Dnsbl.AllowLists, "Dnsbl.AllowLists") })

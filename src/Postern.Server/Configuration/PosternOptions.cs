@@ -355,6 +355,24 @@ public sealed class LimitsOptions
     /// <summary>Refused commands per session before 421 and disconnect. Default 20 (as Postfix's smtpd_hard_error_limit).</summary>
     public int MaxErrors { get; set; } = 20;
 
+    /// <summary>
+    /// Junk commands per session (NOOP, RSET, VRFY, EXPN, HELP, unknown and refused commands, a
+    /// recipient given again) before 421 4.7.0 and disconnect; an accepted message starts the count
+    /// again. Default 100, as Postfix's smtpd_junk_command_limit: no honest client sends a hundred
+    /// commands that move no mail forward, and without a bound NOOP holds a connection for ever.
+    /// </summary>
+    public int MaxJunkCommands { get; set; } = 100;
+
+    /// <summary>
+    /// The longest a session may last, from connect; past it the next command boundary gets 421 4.4.2
+    /// and the connection closes. A transaction in progress is not cut (its data keeps its own
+    /// deadlines) but no new command is read after it. Default 1 hour: a 50 MiB message at the
+    /// minimum data rate (500 octets/s) needs about 29 hours, but real senders move megabytes per
+    /// second and any client can reconnect; an hour is far beyond an honest session (Postfix
+    /// sessions last seconds) and short enough that a held slot is given back.
+    /// </summary>
+    public TimeSpan SessionLifetime { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>New connections per client address (IPv6: per /64) per minute; 0: no limit. Default 100.</summary>
     public int MaxConnectionsPerIpPerMinute { get; set; } = 100;
 

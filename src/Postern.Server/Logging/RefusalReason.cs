@@ -75,6 +75,10 @@ public enum RefusalReason
     MimeStructure,
     /// <summary>Mail authentication (DKIM, ARC, DMARC) failed unexpectedly for this message (451 4.7.0); the next message is checked afresh.</summary>
     MailAuthError,
+    /// <summary>More than Limits.MaxJunkCommands commands that move no mail forward (NOOP, RSET, VRFY, ...).</summary>
+    JunkCommands,
+    /// <summary>The session outlived Limits.SessionLifetime.</summary>
+    SessionLifetime,
 }
 
 /// <summary>The log words of <see cref="RefusalReason"/>.</summary>
@@ -115,6 +119,8 @@ public static class RefusalReasons
         RefusalReason.DiskFull => "disk_full",
         RefusalReason.MimeStructure => "mime_structure",
         RefusalReason.MailAuthError => "mail_auth_error",
+        RefusalReason.JunkCommands => "junk_commands",
+        RefusalReason.SessionLifetime => "session_lifetime",
         _ => throw new ArgumentOutOfRangeException(nameof(reason)),
     };
 

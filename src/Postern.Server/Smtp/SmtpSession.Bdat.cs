@@ -18,21 +18,23 @@ public sealed partial class SmtpSession
         {
             if (!BeginMessage(t))
             {
-                await DiscardChunkAsync(bdat.Size);
+                await DropChunkAsync();
                 return;
             }
             t.Bdat = new BdatReader(Options.Limits.MaxMessageSize);
-            _state = SessionState.Bdat;
         }
+        _engine.Succeeded(bdat);
         var checker = t.Bdat!;
         IBufferWriter<byte> sink = t.Headers!;
         t.InData = true;
-        var remaining = bdat.Size;
-        while (remaining > 0)
+        _readingData = true;
+        // The engine counts the chunk's octets (RFC 3030: counted, never terminated).
+        var complete = bdat.Size == 0;
+        while (!complete)
         {
-            var result = await ReadAsync(DataReadTimeout(t, checker.Size));
-            var buffer = result.Buffer;
-            var take = buffer.Slice(0, Math.Min(remaining, buffer.Length));
+            var result = await ReadAsync(DataReadTimeout(t.DataStarted, checker.Size));
+            var reader = new SequenceReader<byte>(result.Buffer);
+            complete = _engine.TakeChunk(ref reader, out var take);
             foreach (var segment in take)
             {
                 if (checker.Check(segment.Span))
@@ -40,15 +42,15 @@ public sealed partial class SmtpSession
                     sink.Write(segment.Span);
                 }
             }
-            remaining -= take.Length;
-            _reader.AdvanceTo(take.End);
-            _needMoreInput = remaining > 0;
-            if (remaining > 0 && result.IsCompleted)
+            _reader.AdvanceTo(reader.Position);
+            _needMoreInput = !complete;
+            if (!complete && result.IsCompleted)
             {
                 throw new IOException("client closed the connection during BDAT");
             }
         }
         t.InData = false;
+        _readingData = false;
         if (bdat.Last)
         {
             checker.CheckEnd(); // content ending in a lone CR is a bare CR too
@@ -66,20 +68,28 @@ public sealed partial class SmtpSession
         await FinishMessageAsync(t, checker.Size, ContentRefusal(checker, t.Headers!));
     }
 
-    /// <summary>Reads and drops a chunk that will not be used.</summary>
-    private async Task DiscardChunkAsync(long size)
+    /// <summary>
+    /// Reads and drops the chunk of a BDAT the server refused (the disk would not open the spool
+    /// file): under the same deadlines as message data (Limits.DataTimeout and Limits.MinDataRate),
+    /// or a byte now and then would hold the session for ever.
+    /// </summary>
+    private async Task DropChunkAsync()
     {
-        while (size > 0)
+        var started = _ctx.Time.GetUtcNow();
+        _engine.DropRestOfChunk();
+        _readingData = true;
+        while (_engine.InChunk)
         {
-            var result = await ReadAsync(Options.Limits.DataTimeout);
-            var take = Math.Min(size, result.Buffer.Length);
-            _reader.AdvanceTo(result.Buffer.GetPosition(take));
-            size -= take;
-            _needMoreInput = size > 0;
-            if (size > 0 && result.IsCompleted)
+            var result = await ReadAsync(DataReadTimeout(started, _engine.ChunkRead));
+            var reader = new SequenceReader<byte>(result.Buffer);
+            var done = _engine.DrainChunk(ref reader);
+            _reader.AdvanceTo(reader.Position);
+            _needMoreInput = !done;
+            if (!done && result.IsCompleted)
             {
                 throw new IOException("client closed the connection during BDAT");
             }
         }
+        _readingData = false;
     }
 }

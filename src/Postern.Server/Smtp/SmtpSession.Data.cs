@@ -26,11 +26,12 @@ public sealed partial class SmtpSession
         Send(Reply.StartData);
         await FlushAsync();
         t.InData = true;
+        _readingData = true;
         var data = new DataReader(Options.Limits.MaxMessageSize);
         IBufferWriter<byte> sink = t.Headers!;
         while (true)
         {
-            var result = await ReadAsync(DataReadTimeout(t, data.Size));
+            var result = await ReadAsync(DataReadTimeout(t.DataStarted, data.Size));
             var status = data.Read(result.Buffer, sink, out var consumed);
             _reader.AdvanceTo(consumed, status == DataStatus.NeedMore ? result.Buffer.End : consumed);
             _needMoreInput = status == DataStatus.NeedMore;
@@ -49,6 +50,7 @@ public sealed partial class SmtpSession
             }
         }
         t.InData = false;
+        _readingData = false;
         await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!));
     }
 
@@ -56,17 +58,18 @@ public sealed partial class SmtpSession
     /// How long the next read of message data may wait: Limits.DataTimeout, but never past the
     /// deadline the minimum data rate sets (DataTimeout, plus one second per Limits.MinDataRate
     /// octets received), so that a client trickling a few octets at a time (slowloris) cannot hold
-    /// a session for ever. Passing the deadline ends the session as a data timeout does.
+    /// a session for ever. Passing the deadline ends the session as a data timeout does. Data that
+    /// is still arriving when Limits.SessionLifetime passes gets at most DataTimeout more: the hard
+    /// bound of a session is SessionLifetime + DataTimeout.
     /// </summary>
-    private TimeSpan DataReadTimeout(Transaction t, long octets)
+    private TimeSpan DataReadTimeout(DateTimeOffset started, long octets)
     {
         var timeout = Options.Limits.DataTimeout;
-        if (Options.Limits.MinDataRate <= 0)
-        {
-            return timeout;
-        }
-        var deadline = t.DataStarted + timeout + TimeSpan.FromSeconds((double)octets / Options.Limits.MinDataRate);
-        var left = deadline - _ctx.Time.GetUtcNow();
+        var now = _ctx.Time.GetUtcNow();
+        var hardEnd = _sessionEnd + timeout;
+        var deadline = Options.Limits.MinDataRate <= 0 ? hardEnd
+            : started + timeout + TimeSpan.FromSeconds((double)octets / Options.Limits.MinDataRate);
+        var left = (deadline < hardEnd ? deadline : hardEnd) - now;
         _slowData = left < timeout;
         return _slowData ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : timeout;
     }
@@ -149,8 +152,23 @@ public sealed partial class SmtpSession
         t.Filter?.Complete();
         t.Fixup?.Complete();
         var writer = t.Writer!;
-        if (t.Spf is not null && !await AuthenticateAsync(t, writer))
+        if (writer.Failure is { } failed)
         {
+            // The disk refused a write while the data streamed in (the rest was read and dropped, so
+            // the dialogue is in step): 452 4.3.1 now, before anything reads the broken file back.
+            StorageRefused(t, failed);
+            return;
+        }
+        try
+        {
+            if (t.Spf is not null && !await AuthenticateAsync(t, writer))
+            {
+                return;
+            }
+        }
+        catch (IOException e)
+        {
+            StorageRefused(t, e);
             return;
         }
         if (_user is not null && !await HeaderSendersOwnedAsync(t, writer))
@@ -164,10 +182,7 @@ public sealed partial class SmtpSession
         catch (IOException e)
         {
             t.Writer = null;
-            Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
-            // The storage refused (full disk, failed write or fsync): 452 4.3.1, nothing acknowledged.
-            Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DiskFull, RefusalReason.DiskFull, e.Message);
-            ResetTransaction();
+            StorageRefused(t, e);
             return;
         }
         t.Writer = null;
@@ -183,8 +198,18 @@ public sealed partial class SmtpSession
         Metrics.BytesAccepted.Add(size, new KeyValuePair<string, object?>("listener", _listener.Name));
         Send(Reply.Queued(t.Id.Value));
         _transaction = null;
-        _state = SessionState.Ready;
+        _engine.MessageAccepted();
+        _engine.ResetTransaction();
         _ctx.Committed(new SpooledMessage(t.Id, t.Envelope!, _ctx.Spool.MessagePath(t.Id), writer.MessageStart, writer.Length - writer.MessageStart));
+    }
+
+    /// <summary>The storage refused (full disk, failed write or fsync): 452 4.3.1, nothing acknowledged, the session goes on.</summary>
+    private void StorageRefused(Transaction t, IOException e)
+    {
+        t.Abort();
+        Log.CommitFailed(_ctx.Logger, t.Id.Value, _id, e.Message);
+        Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.DiskFull, RefusalReason.DiskFull, e.Message);
+        ResetTransaction();
     }
 
     private void RefuseContentAndClose(string command)

@@ -1,5 +1,6 @@
 using Postern.Protocol.Commands;
 using Postern.Protocol.Replies;
+using Postern.Protocol.Session;
 using Postern.Server.Configuration;
 using Postern.Server.Limits;
 using Postern.Server.Logging;
@@ -49,21 +50,27 @@ public sealed partial class SmtpSession
     {
         while (true)
         {
-            var command = await ReadCommandAsync();
-            if (command is null)
+            var step = await ReadCommandAsync();
+            if (step is null)
             {
                 break;
             }
             _commands++;
-            if (command.Verb == Verb.Quit)
+            if (step is EngineStep.Execute { Command.Verb: Verb.Quit })
             {
                 Send(Reply.Bye);
                 break;
             }
-            Refuse(command.Verb.ToString(), Reply.RefusedAtConnect, RefusalReason.BadSequence);
-            if (command is BdatCommand)
+            if (step is EngineStep.Refuse { Close: true } closing)
             {
-                // Its octets follow at once and would be read as commands: stop here instead.
+                RefuseForEngine(closing);
+                break;
+            }
+            var verb = step is EngineStep.Execute e ? e.Command.Verb : ((EngineStep.Refuse)step).Verb;
+            Refuse(verb.ToString(), Reply.RefusedAtConnect, RefusalReason.BadSequence);
+            if (step is EngineStep.Execute { Command: BdatCommand })
+            {
+                // A chunk the table let through (it cannot be, before HELO; kept as a guard): stop rather than read its octets as commands.
                 break;
             }
             if (_errors >= Options.Limits.MaxErrors)

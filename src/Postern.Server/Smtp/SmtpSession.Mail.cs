@@ -61,7 +61,7 @@ public sealed partial class SmtpSession
             // RFC 8601 §2.7.4: what a local copy of a user's own mail says about its sender.
             _transaction.AuthResults.Add(new Postern.MailAuth.AuthenticationResults.MethodResult("auth", Postern.MailAuth.AuthResult.Pass, null, [("smtp.auth", _user)]));
         }
-        _state = SessionState.Mail;
+        _engine.Succeeded(mail);
         Send(Reply.SenderOk);
     }
 

@@ -17,6 +17,17 @@ public sealed partial class SmtpSession
     {
         var t = _transaction!;
         var to = rcpt.To.Mailbox;
+        var key = RecipientKey(to);
+        if (t.RecipientKeys.Contains(key))
+        {
+            // RFC 5321 §3.3: a server may keep one copy of a recipient given twice. Stored once, so
+            // 100 identical RCPTs make one copy, not 100 (issue 12); answered 250 because the address
+            // was accepted; not counted against Limits.MaxRecipients nor the hourly rates (it adds no
+            // work), but counted as junk by the loop (it moves no mail), so repeating it is bounded.
+            _engine.CountJunk();
+            Send(Reply.DuplicateRecipient);
+            return;
+        }
         if (t.Recipients.Count >= Options.Limits.MaxRecipients)
         {
             Refuse("RCPT", Reply.TooManyRecipients, RefusalReason.TooManyRecipients);
@@ -57,7 +68,16 @@ public sealed partial class SmtpSession
             Notify = rcpt.Notify == DsnNotify.None ? null : rcpt.Notify.ToString().ToUpperInvariant().Replace(" ", "", StringComparison.Ordinal),
             ORcpt = rcpt.ORcpt,
         });
-        _state = SessionState.Rcpt;
+        t.RecipientKeys.Add(key);
+        _engine.Succeeded(rcpt);
         Send(Reply.RecipientOk);
     }
+
+    /// <summary>
+    /// How two recipients are compared, as the address book compares them: an address of a local
+    /// domain without case (accounts and aliases are matched so), any other with its domain without
+    /// case (RFC 5321 §2.4) but its local part as written (only its own server may fold it).
+    /// </summary>
+    private string RecipientKey(Protocol.Addresses.Mailbox to) =>
+        !to.IsAddressLiteral && _addresses.IsLocalDomain(to.Domain) ? to.Address.ToLowerInvariant() : $"{to.LocalPart}@{to.DomainKey}";
 }

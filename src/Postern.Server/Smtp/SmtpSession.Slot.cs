@@ -1,5 +1,6 @@
 using System.Net;
 using Postern.Protocol.Replies;
+using Postern.Protocol.Session;
 
 namespace Postern.Server.Smtp;
 
@@ -65,7 +66,7 @@ public sealed partial class SmtpSession
     private string ClosingReason => _shedReply is null ? "shutdown" : "shed idle under load";
 
     /// <summary>Reads the next command; the session is idle while it waits (the one hook the command loop calls).</summary>
-    private async ValueTask<Postern.Protocol.Commands.SmtpCommand?> IdleUntilCommandAsync()
+    private async ValueTask<EngineStep?> IdleUntilCommandAsync()
     {
         Volatile.Write(ref _idleSince, _ctx.Time.GetUtcNow().UtcTicks);
         try

@@ -21,7 +21,9 @@ public sealed partial class SmtpSession
         }
         if (_reader.TryRead(out var pending))
         {
-            var injected = !pending.Buffer.IsEmpty;
+            // RFC 2920 §3.1, RFC 3207 §5: STARTTLS ends a pipelined group; the engine saw whether more
+            // followed in the same read, this looks at what arrived since.
+            var injected = _pipelinedAfterLast || !pending.Buffer.IsEmpty;
             _reader.AdvanceTo(pending.Buffer.Start);
             if (injected)
             {
@@ -39,7 +41,8 @@ public sealed partial class SmtpSession
             _closeReason = "tls handshake failed";
             return;
         }
-        _state = SessionState.Connected;
+        _engine.Restart();
+        _engine.TlsRequiredButMissing = false;
         _helo = null;
         _extended = false;
         ResetTransaction();

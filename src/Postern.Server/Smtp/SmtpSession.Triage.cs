@@ -15,8 +15,6 @@ namespace Postern.Server.Smtp;
 /// </summary>
 public sealed partial class SmtpSession
 {
-    private static readonly string[] HttpMethods = ["GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ", "CONNECT ", "DELETE ", "PATCH "];
-
     /// <summary>True while this session is still on trial (mx role, triage on, not trusted, not cached).</summary>
     private bool _onTrial;
 
@@ -53,7 +51,7 @@ public sealed partial class SmtpSession
                 }
                 var first = Prefix(result.Buffer);
                 _reader.AdvanceTo(result.Buffer.End);
-                var http = LooksLikeHttp(first);
+                var http = Protocol.Session.SmtpEngine.LooksLikeHttp(first);
                 Refuse("CONNECT", http ? Reply.NonSmtpInput : Reply.Pregreet, http ? RefusalReason.NonSmtp : RefusalReason.Pregreet, http ? "non-SMTP input before the greeting" : $"talked before the greeting: {Printable(first)}");
                 _closeReason = http ? "non-SMTP input" : "pregreet";
                 await FlushAsync();
@@ -83,19 +81,6 @@ public sealed partial class SmtpSession
         }
         _onTrial = false;
         _ctx.TriageCache.Pass(RemoteIp, Options.Triage.CacheTime);
-        return false;
-    }
-
-    /// <summary>An HTTP request line (a browser, a proxy probe, a scanner) instead of SMTP.</summary>
-    internal static bool LooksLikeHttp(ReadOnlySpan<byte> line)
-    {
-        foreach (var m in HttpMethods)
-        {
-            if (line.Length >= m.Length && System.Text.Ascii.EqualsIgnoreCase(line[..m.Length], m))
-            {
-                return true;
-            }
-        }
         return false;
     }
 

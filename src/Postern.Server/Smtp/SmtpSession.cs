@@ -5,6 +5,7 @@ using System.Net.Security;
 using Postern.Protocol.Commands;
 using Postern.Protocol.Parsing;
 using Postern.Protocol.Replies;
+using Postern.Protocol.Session;
 using Postern.Server.Configuration;
 using Postern.Server.Logging;
 using Postern.Server.Queue;
@@ -12,9 +13,10 @@ using Postern.Server.Queue;
 namespace Postern.Server.Smtp;
 
 /// <summary>
-/// One SMTP connection, from greeting to close. The loop reads one command line at a time from a
-/// PipeReader, checks it against the <see cref="CommandTable"/>, and hands it to the file of its
-/// verb (SmtpSession.*.cs). Replies are buffered and flushed when no further input is waiting,
+/// One SMTP connection, from greeting to close: the I/O driver of the <see cref="SmtpEngine"/>. The
+/// loop feeds the engine what the PipeReader has; the engine frames command lines, checks them against
+/// the <see cref="CommandTable"/> and counts junk and BDAT octets; what it lets through is handed to
+/// the file of its verb (SmtpSession.*.cs), which does the work that needs the server. Replies are buffered and flushed when no further input is waiting,
 /// which is what PIPELINING needs (RFC 2920 §3.1). All waiting goes through <see cref="ReadAsync"/>,
 /// the one place where timeouts and shutdown are enforced (STYLE principle 11).
 /// </summary>
@@ -33,11 +35,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private CancellationTokenSource _readCts;
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
-    private bool _skippingLongLine;
     private bool _closing;
     private string _closeReason = "quit";
 
-    private SessionState _state = SessionState.Connected;
+    private readonly SmtpEngine _engine; // the dialogue's state, framing, command table and junk count
     private string? _helo;
     private bool _extended;
     private SslStream? _tls;
@@ -49,6 +50,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private int _errors;
     private int _commands;
     private bool _slowData; // the current data read waits on the minimum-rate deadline, not the plain timeout
+    private bool _readingData; // message data (or a chunk to drop) is being read: a timeout now is a data timeout
+    private readonly DateTimeOffset _sessionEnd; // connect + Limits.SessionLifetime: no command is read after it
 
     public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
     {
@@ -61,7 +64,15 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _id = id;
         _readCts = new CancellationTokenSource();
         (_reader, _writer) = CreatePipes(network);
+        _sessionEnd = ctx.Time.GetUtcNow() + _config.Options.Limits.SessionLifetime;
+        // Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).
+        _engine = new SmtpEngine(_config.Options.Domains[0], _config.Options.Limits.MaxJunkCommands)
+        {
+            TlsRequiredButMissing = listener.Role == ListenerRole.Submission,
+        };
     }
+
+    private bool LifetimeOver => _ctx.Time.GetUtcNow() >= _sessionEnd;
 
     // The configuration this session works with: the one in force at connect, taken again when a
     // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
@@ -74,8 +85,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private IPAddress RemoteIp => _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
     private string Ip => RemoteIp.ToString();
 
-    /// <summary>Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).</summary>
-    private bool TlsRequiredButMissing => _listener.Role == ListenerRole.Submission && !IsTls;
 
     private static (PipeReader, PipeWriter) CreatePipes(Stream s) => (
         // Zero-byte reads: an idle connection holds no buffer while it waits.
@@ -124,14 +133,19 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 return;
             }
-            Send(new SmtpReply(220, null, $"{Options.Hostname} ESMTP Postern"));
+            Send(SmtpEngine.Greeting(Options.Hostname));
             await CommandLoopAsync();
         }
         catch (OperationCanceledException)
         {
-            var inData = _transaction?.InData == true;
-            await TrySendFinalAsync(_shutdownRequested ? ClosingReply : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? ClosingReason : inData && _slowData ? "data too slow" : "timeout";
+            var inData = _readingData;
+            var lifetime = !_shutdownRequested && !inData && LifetimeOver;
+            if (lifetime)
+            {
+                LogLifetime();
+            }
+            await TrySendFinalAsync(_shutdownRequested ? ClosingReply : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : lifetime ? Reply.SessionLifetimeReached : Reply.CommandTimeout);
+            _closeReason = _shutdownRequested ? ClosingReason : inData && _slowData ? "data too slow" : lifetime ? "session lifetime" : "timeout";
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -160,8 +174,16 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = ClosingReason;
                 break;
             }
-            var command = await IdleUntilCommandAsync();
-            if (command is null)
+            if (LifetimeOver)
+            {
+                // A command boundary past Limits.SessionLifetime: a client busy for ever is cut off too.
+                LogLifetime();
+                Send(Reply.SessionLifetimeReached);
+                _closeReason = "session lifetime";
+                break;
+            }
+            var step = await IdleUntilCommandAsync();
+            if (step is null)
             {
                 _closeReason = "client closed connection";
                 return;
@@ -172,7 +194,17 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 TakeConfigurationInForce();
             }
             var errorsBefore = _errors;
-            await DispatchAsync(command);
+            await DispatchAsync(step);
+            if (_errors > errorsBefore && step is EngineStep.Execute { Command.Verb: var verb } && !CommandTable.IsJunk(verb))
+            {
+                // A refusal the server decided is junk too (the engine counted its own, and the junk verbs).
+                _engine.CountJunk();
+            }
+            if (_engine.JunkOverLimit && !_closing)
+            {
+                RefuseJunk();
+                break;
+            }
             if (_errors > errorsBefore && _errors < Options.Limits.MaxErrors && !_closing
                 && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
@@ -189,6 +221,18 @@ public sealed partial class SmtpSession : IAsyncDisposable
         await FlushAsync();
     }
 
+    private void RefuseJunk()
+    {
+        _errors++;
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, "junk", Reply.TooManyJunkCommands.Code, Reply.TooManyJunkCommands.Enhanced, RefusalReason.JunkCommands.Word(), $"more than Limits.MaxJunkCommands ({Options.Limits.MaxJunkCommands}) commands that move no mail forward");
+        Metrics.Rejections.Add(1, new("listener", _listener.Name), new("code", Reply.TooManyJunkCommands.Code));
+        Send(Reply.TooManyJunkCommands);
+        _closeReason = "too many junk commands";
+    }
+
+    private void LogLifetime() =>
+        Log.Rejected(_ctx.Logger, _id, _transaction?.Id.Value, Ip, "lifetime", Reply.SessionLifetimeReached.Code, Reply.SessionLifetimeReached.Enhanced, RefusalReason.SessionLifetime.Word(), $"session older than Limits.SessionLifetime ({Options.Limits.SessionLifetime})");
+
     /// <summary>Between transactions: the configuration published by a reload since, if any, applies from this command on.</summary>
     private void TakeConfigurationInForce()
     {
@@ -200,42 +244,15 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
     }
 
-    private async Task DispatchAsync(SmtpCommand command)
+    private async Task DispatchAsync(EngineStep step)
     {
-        if (command is InvalidCommand { Verb: Verb.Unknown } nonSmtp && ReferenceEquals(nonSmtp.Reply, Reply.NonSmtpInput))
+        if (step is EngineStep.Refuse r)
         {
-            Refuse("line", nonSmtp.Reply, RefusalReason.NonSmtp);
-            _closing = true;
-            _closeReason = "non-SMTP input";
+            RefuseForEngine(r);
             return;
         }
-        if (command is InvalidCommand { Verb: Verb.Unknown } badLine)
-        {
-            Refuse("line", badLine.Reply, RefusalReasons.Of(badLine.Reply));
-            return;
-        }
-        if (command.Verb == Verb.Unknown)
-        {
-            Refuse("unknown", Reply.UnknownCommand, RefusalReason.UnknownCommand);
-            return;
-        }
-        // Sequence first (even for a malformed command, RFC 5321 §4.1.4 prefers 503 over 501),
-        // except BDAT, whose octets must be read whatever is replied.
-        var refusal = CommandTable.Check(command.Verb, _state, TlsRequiredButMissing);
-        if (refusal is not null)
-        {
-            if (command is BdatCommand bdat)
-            {
-                await DiscardChunkAsync(bdat.Size);
-            }
-            Refuse(command.Verb.ToString(), refusal, RefusalReasons.Of(refusal));
-            return;
-        }
-        if (command is InvalidCommand invalid)
-        {
-            Refuse(invalid.Verb.ToString(), invalid.Reply, RefusalReasons.Of(invalid.Reply));
-            return;
-        }
+        var (command, moreBuffered) = (EngineStep.Execute)step;
+        _pipelinedAfterLast = moreBuffered;
         switch (command)
         {
             case HeloCommand helo:
@@ -267,6 +284,38 @@ public sealed partial class SmtpSession : IAsyncDisposable
             default:
                 Refuse(command.Verb.ToString(), Reply.NotImplemented, RefusalReason.NotImplemented);
                 break;
+        }
+    }
+
+    /// <summary>Input that follows a command that must end a pipelined group was already buffered (RFC 2920 §3.1).</summary>
+    private bool _pipelinedAfterLast;
+
+    /// <summary>A refusal the engine decided by itself, logged with the server's reason word; some close the session.</summary>
+    private void RefuseForEngine(EngineStep.Refuse r)
+    {
+        var reason = r.Why switch
+        {
+            EngineRefusal.BareLineEnding => RefusalReason.BareLineEnding,
+            EngineRefusal.NonSmtp => RefusalReason.NonSmtp,
+            EngineRefusal.LineTooLong => RefusalReason.LineTooLong,
+            EngineRefusal.UnknownCommand => RefusalReason.UnknownCommand,
+            EngineRefusal.JunkCommands => RefusalReason.JunkCommands,
+            _ => RefusalReasons.Of(r.Reply),
+        };
+        if (r.Why == EngineRefusal.JunkCommands)
+        {
+            RefuseJunk();
+            _closing = true;
+            return;
+        }
+        var command = r.Why is EngineRefusal.BareLineEnding or EngineRefusal.NonSmtp or EngineRefusal.LineTooLong ? "line"
+            : r.Verb == Verb.Unknown ? "unknown" : r.Verb.ToString();
+        Refuse(command, r.Reply, reason);
+        if (r.Close)
+        {
+            _closing = true;
+            // SPEC §5: a bare CR or LF is never a line end; what follows it may be a smuggled command.
+            _closeReason = r.Why == EngineRefusal.NonSmtp ? "non-SMTP input" : "bare CR or LF in command";
         }
     }
 
@@ -352,69 +401,58 @@ public sealed partial class SmtpSession : IAsyncDisposable
         return result;
     }
 
-    /// <summary>Reads and parses the next command; null when the client has gone.</summary>
-    private async ValueTask<SmtpCommand?> ReadCommandAsync()
+    /// <summary>
+    /// Feeds the engine until it has a step (a command to execute or a refusal); null when the client
+    /// has gone. A BDAT chunk the engine drops is read here under the data deadlines (DataTimeout and
+    /// MinDataRate), never as commands.
+    /// </summary>
+    private async ValueTask<EngineStep?> ReadCommandAsync()
     {
         // One deadline for the whole line: a client sending a byte now and then (slowloris) does
         // not get a fresh timeout with each byte.
         var deadline = _ctx.Time.GetUtcNow() + Options.Limits.CommandTimeout;
+        if (deadline > _sessionEnd)
+        {
+            deadline = _sessionEnd; // Limits.SessionLifetime: an idle client is not kept past it either
+        }
+        DateTimeOffset? dropStarted = null;
         while (true)
         {
-            var left = deadline - _ctx.Time.GetUtcNow();
-            var result = await ReadAsync(left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1));
+            TimeSpan timeout;
+            if (_engine.InChunk)
+            {
+                dropStarted ??= _ctx.Time.GetUtcNow();
+                _readingData = true;
+                timeout = DataReadTimeout(dropStarted.Value, _engine.ChunkRead);
+            }
+            else
+            {
+                var left = deadline - _ctx.Time.GetUtcNow();
+                timeout = left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1);
+            }
+            var result = await ReadAsync(timeout);
             var buffer = result.Buffer;
-            var (command, status) = ParseOne(ref buffer);
-            if (command is not null)
+            var reader = new SequenceReader<byte>(buffer);
+            var step = _engine.Next(ref reader);
+            _readingData = false;
+            if (step is EngineStep.NeedMore)
             {
-                return command;
-            }
-            if (status == LineStatus.Incomplete && result.IsCompleted)
-            {
-                return null;
-            }
-        }
-    }
-
-    private (SmtpCommand?, LineStatus) ParseOne(ref ReadOnlySequence<byte> buffer)
-    {
-        var reader = new SequenceReader<byte>(buffer);
-        if (_skippingLongLine)
-        {
-            _skippingLongLine = !LineReader.SkipPastLineFeed(ref reader);
-            if (_skippingLongLine)
-            {
-                _reader.AdvanceTo(reader.Position);
+                // Keep what is unread (a partial line), ask for more.
+                _reader.AdvanceTo(reader.Position, buffer.End);
                 _needMoreInput = true;
-                return (null, LineStatus.Incomplete);
+                if (result.IsCompleted)
+                {
+                    if (_engine.InChunk)
+                    {
+                        throw new IOException("client closed the connection during BDAT");
+                    }
+                    return null;
+                }
+                continue;
             }
-        }
-        var status = LineReader.TryRead(ref reader, CommandLineLimit, out var line);
-        SmtpCommand? command = null;
-        switch (status)
-        {
-            case LineStatus.Line:
-                command = _commands == 0 && LooksLikeHttp(line.IsSingleSegment ? line.FirstSpan : line.ToArray())
-                    ? new InvalidCommand(Verb.Unknown, Reply.NonSmtpInput)
-                    : CommandParser.Parse(line, Options.Domains[0]);
-                break;
-            case LineStatus.TooLong:
-                _skippingLongLine = true;
-                command = new InvalidCommand(Verb.Unknown, Reply.LineTooLong);
-                break;
-            case LineStatus.BareLineEnding:
-                command = new InvalidCommand(Verb.Unknown, Reply.BareLineEndingInCommand);
-                break;
-        }
-        if (status == LineStatus.Incomplete)
-        {
-            _reader.AdvanceTo(reader.Position, buffer.End);
-            _needMoreInput = true;
-        }
-        else
-        {
             _reader.AdvanceTo(reader.Position);
+            return step;
         }
-        return (command, status);
     }
 
     /// <summary>Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone.</summary>
@@ -422,7 +460,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         while (true)
         {
-            var result = await ReadAsync(Options.Limits.CommandTimeout);
+            var left = _sessionEnd - _ctx.Time.GetUtcNow();
+            var result = await ReadAsync(left < Options.Limits.CommandTimeout ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : Options.Limits.CommandTimeout);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var status = LineReader.TryRead(ref reader, AuthLineLimit, out var line);
@@ -439,7 +478,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
             var text = status == LineStatus.Line ? System.Text.EncodingExtensions.GetString(System.Text.Encoding.ASCII, line) : "\0";
             if (status == LineStatus.TooLong)
             {
-                _skippingLongLine = true;
+                _engine.SkipRestOfLine();
             }
             _reader.AdvanceTo(reader.Position);
             return text;
@@ -450,10 +489,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         _transaction?.Abort();
         _transaction = null;
-        if (_state is SessionState.Mail or SessionState.Rcpt or SessionState.Bdat)
-        {
-            _state = SessionState.Ready;
-        }
+        _engine.ResetTransaction();
     }
 
     /// <summary>

@@ -10,6 +10,8 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public MailCommand Mail { get; } = mail;
     public QueueId Id { get; } = id;
     public List<EnvelopeRecipient> Recipients { get; } = [];
+    /// <summary>The accepted recipients as compared for duplicates (see SmtpSession.RecipientKey).</summary>
+    public HashSet<string> RecipientKeys { get; } = new(StringComparer.Ordinal);
     public SpoolWriter? Writer { get; set; }
     public Envelope? Envelope { get; set; }
     public BdatReader? Bdat { get; set; }

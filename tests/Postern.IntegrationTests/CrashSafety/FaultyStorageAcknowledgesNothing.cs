@@ -283,7 +283,7 @@ public sealed class FaultyStorageAcknowledgesNothing
         Assert.Empty(server.Delivered(Recipient));
     }
 
-    private static async Task WaitForEmptyQueueAsync(TestServer server)
+    internal static async Task WaitForEmptyQueueAsync(TestServer server)
     {
         var messages = Path.Combine(server.DataDir, "queue", "messages");
         var deadline = Environment.TickCount64 + 10_000;
