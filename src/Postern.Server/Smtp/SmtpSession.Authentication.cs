@@ -23,7 +23,7 @@ public sealed partial class SmtpSession
         {
             return await CheckAuthenticationAsync(t, writer);
         }
-        catch (Exception e) when (e is not OperationCanceledException || !_ctx.ShuttingDown.IsCancellationRequested)
+        catch (Exception e) when (e is not IOException && (e is not OperationCanceledException || !_ctx.ShuttingDown.IsCancellationRequested))
         {
             Log.MailAuthError(_ctx.Logger, t.Id.Value, _id, Ip, e.Message, e);
             Refuse(t.Bdat is null ? "DATA" : "BDAT", Reply.MailAuthUnavailable, RefusalReason.MailAuthError, e.GetType().Name);

@@ -65,7 +65,7 @@ public sealed partial class SmtpSession
             Send(Reply.ChunkOk(bdat.Size));
             return;
         }
-        await FinishMessageAsync(t, checker.Size, ContentRefusal(checker, t.Headers!));
+        await FinishMessageAsync(t, checker.Size, ContentRefusal(checker, t.Headers!, t.Mime!));
     }
 
     /// <summary>

@@ -51,7 +51,7 @@ public sealed partial class SmtpSession
         }
         t.InData = false;
         _readingData = false;
-        await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!));
+        await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!, t.Mime!));
     }
 
     /// <summary>
@@ -77,13 +77,15 @@ public sealed partial class SmtpSession
     private static readonly SmtpReply NulInContent = Reply.TextLineTooLong.WithText("Message content has a NUL character");
 
     /// <summary>The refusal (and its log reason) for content that broke a rule, or null when it may be committed.</summary>
-    private (SmtpReply Reply, RefusalReason Reason)? ContentRefusal(ContentReader content, HeaderGuard headers) =>
+    private (SmtpReply Reply, RefusalReason Reason)? ContentRefusal(ContentReader content, HeaderGuard headers, MimeStructureGuard mime) =>
         content.TooBig ? (Reply.MessageTooBig, RefusalReason.TooBig)
         : content.LineTooLong ? (Reply.TextLineTooLong, RefusalReason.LineTooLong)
         : content.HasNul ? (NulInContent, RefusalReason.BadContent)
         : headers.HeaderBytes > Options.Limits.MaxHeaderSize ? (Reply.HeaderTooLarge, RefusalReason.TooBig)
         : headers.Fields > Options.Limits.MaxHeaderFields ? (Reply.TooManyHeaderFields, RefusalReason.TooBig)
         : headers.Hops > Options.Limits.MaxHops ? (Reply.TooManyHops, RefusalReason.TooManyHops)
+        : mime.TooManyParts ? (Reply.TooManyMimeParts.WithText($"Message has more than {Options.Limits.MaxMimeParts} MIME parts"), RefusalReason.MimeStructure)
+        : mime.TooDeep ? (Reply.MimeTooDeep.WithText($"Message MIME structure is nested deeper than {Options.Limits.MaxMimeDepth} levels"), RefusalReason.MimeStructure)
         : null;
 
     /// <summary>Opens the spool file and writes the Received header; false (with the reply sent) if the disk refuses.</summary>
@@ -135,7 +137,9 @@ public sealed partial class SmtpSession
             target = t.Filter = new HeaderFieldFilter(target, "Authentication-Results",
                 field => Postern.MailAuth.AuthenticationResults.AuthenticationResultsHeader.ClaimsToBe(FieldValue(field.Span), Options.Hostname));
         }
-        t.Headers = new HeaderGuard(target);
+        // MIME structure is counted as the data streams (issue 12: a MIME bomb), never parsed whole.
+        t.Mime = new MimeStructureGuard(target, Options.Limits.MaxMimeParts, Options.Limits.MaxMimeDepth);
+        t.Headers = new HeaderGuard(t.Mime);
         t.DataStarted = _ctx.Time.GetUtcNow();
         return true;
     }
@@ -171,8 +175,16 @@ public sealed partial class SmtpSession
             StorageRefused(t, e);
             return;
         }
-        if (_user is not null && !await HeaderSendersOwnedAsync(t, writer))
+        try
         {
+            if (_user is not null && !await HeaderSendersOwnedAsync(t, writer))
+            {
+                return;
+            }
+        }
+        catch (IOException e)
+        {
+            StorageRefused(t, e);
             return;
         }
         try
@@ -238,7 +250,7 @@ public sealed partial class SmtpSession
     /// <summary>RFC 5321 §4.4 trace field, with the TLS version and cipher when there is TLS.</summary>
     private string ReceivedHeader(Transaction t, DateTimeOffset when)
     {
-        var tls = _tls is null ? "" : $"\r\n\t(version={TlsVersionName(_tls.SslProtocol)} cipher={_tls.NegotiatedCipherSuite})";
+        var tls = _tls is null ? "" : $"\r\n\t(version={TlsNames.Version(_tls.SslProtocol)} cipher={_tls.NegotiatedCipherSuite})";
         var forClause = t.Recipients.Count == 1 ? $"\r\n\tfor <{t.Recipients[0].Address}>" : "";
         var helo = SanitizeHelo(_helo ?? "unknown");
         return $"Received: from {helo} ([{Ip}])\r\n\tby {Options.Hostname} (Postern) with {ProtocolName(t)} id {t.Id.Value}{tls}{forClause};\r\n\t{FormatDate(when)}\r\n";
@@ -246,13 +258,6 @@ public sealed partial class SmtpSession
 
     private static string SanitizeHelo(string helo) =>
         new(helo.Select(c => c is '(' or ')' or ';' or '\\' or '"' ? '_' : c).ToArray());
-
-    internal static string TlsVersionName(System.Security.Authentication.SslProtocols p) => p switch
-    {
-        System.Security.Authentication.SslProtocols.Tls13 => "TLS1.3",
-        System.Security.Authentication.SslProtocols.Tls12 => "TLS1.2",
-        _ => p.ToString(),
-    };
 
     /// <summary>RFC 5322 §3.3 date-time.</summary>
     internal static string FormatDate(DateTimeOffset d) =>

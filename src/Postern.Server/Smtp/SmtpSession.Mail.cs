@@ -13,9 +13,9 @@ public sealed partial class SmtpSession
     {
         if (_shutdownRequested)
         {
-            Send(Reply.ShuttingDown);
+            Send(ClosingReply);
             _closing = true;
-            _closeReason = "shutdown";
+            _closeReason = ClosingReason;
             return;
         }
         // Submission roles take nothing without AUTH (RFC 6409 §4.3, RFC 8314).

@@ -70,7 +70,7 @@ public sealed partial class SmtpSession
         _tls = tls;
         (_reader, _writer) = CreatePipes(tls);
         _needMoreInput = false;
-        Log.Tls(_ctx.Logger, _id, Ip, TlsVersionName(tls.SslProtocol), tls.NegotiatedCipherSuite.ToString());
+        Log.Tls(_ctx.Logger, _id, Ip, TlsNames.Version(tls.SslProtocol), tls.NegotiatedCipherSuite.ToString());
         return true;
     }
 }

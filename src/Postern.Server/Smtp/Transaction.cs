@@ -24,6 +24,8 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public Postern.Protocol.Parsing.HeaderFieldFilter? Filter { get; set; }
     /// <summary>Where content is written: the header guard, in front of the fixup (submission) or the spool file.</summary>
     public Postern.Protocol.Parsing.HeaderGuard? Headers { get; set; }
+    /// <summary>Counts MIME parts and nesting as the data streams (Limits.MaxMimeParts, MaxMimeDepth).</summary>
+    public Postern.Protocol.Parsing.MimeStructureGuard? Mime { get; set; }
     /// <summary>When the first DATA or BDAT began, for the minimum data rate.</summary>
     public DateTimeOffset DataStarted { get; set; }
     public bool InData { get; set; }

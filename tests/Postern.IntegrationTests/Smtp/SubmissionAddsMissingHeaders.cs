@@ -48,7 +48,7 @@ public sealed class SubmissionAddsMissingHeaders
         }
         var id = queued.Split(' ')[^1];
         var text = Encoding.UTF8.GetString((await server.WaitForDeliveryAsync("bob@example.test"))[0]);
-        Assert.Contains($"Received: from client.example ([127.0.0.1])\r\n\tby mx.example.test (Postern) with ESMTPSA id {id}\r\n\t(version=TLS1.3 cipher=TLS_", text);
+        Assert.Contains($"Received: from client.example ([127.0.0.1])\r\n\tby mx.example.test (Postern) with ESMTPSA id {id}\r\n\t(version=TLSv1.3 cipher=TLS_", text);
         Assert.Contains("\tfor <bob@example.test>;", text);
         await server.WaitForLogAsync("event=accepted", $"queue_id={id}", "protocol=ESMTPSA", "user=alice@example.test");
         await server.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=sent");
