@@ -31,6 +31,7 @@ public sealed class AuthFailures(TimeProvider time, Func<AccountsOptions> curren
     private const int MaxEntries = 50_000;
     private static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(8);
     private readonly Dictionary<string, Entry> _entries = [];
+    private readonly Lock _banning = new();
     private readonly object _gate = new();
 
     /// <summary>The addresses each account logged in from (spared by its lockout).</summary>
@@ -243,19 +244,24 @@ public sealed class AuthFailures(TimeProvider time, Func<AccountsOptions> curren
                 ipFailures = failures;
             }
             // At the limit, or past it when a reload lowered the limit under a count already made.
-            if (failures >= Limit(options, key) && bans.Active(key) is null)
+            // One lock for the check and the ban, so two failures reaching the limit together ban once
+            // (not at level + 2); only banning takes it, never a plain attempt (review finding).
+            lock (_banning)
             {
-                var level = bans.Level(key) + 1;
-                var length = TimeSpan.FromTicks((long)Math.Min(options.LockoutDuration.Ticks * Math.Pow(2, Math.Min(level - 1, 20)), options.MaxLockoutDuration.Ticks));
-                var ban = new Ban(key, now, now + length, level, failures, $"{failures} failed AUTH in {options.FailureWindow}");
-                bans.Add(ban);
-                newBans.Add(ban);
-                lock (_gate)
+                if (failures >= Limit(options, key) && bans.Active(key) is null)
                 {
-                    // The ban takes over; counting starts again after it. Attempts still in flight stay counted.
-                    if (_entries.TryGetValue(key, out var e))
+                    var level = bans.Level(key) + 1;
+                    var length = TimeSpan.FromTicks((long)Math.Min(options.LockoutDuration.Ticks * Math.Pow(2, Math.Min(level - 1, 20)), options.MaxLockoutDuration.Ticks));
+                    var ban = new Ban(key, now, now + length, level, failures, $"{failures} failed AUTH in {options.FailureWindow}");
+                    bans.Add(ban);
+                    newBans.Add(ban);
+                    lock (_gate)
                     {
-                        e.Failures = 0;
+                        // The ban takes over; counting starts again after it. Attempts still in flight stay counted.
+                        if (_entries.TryGetValue(key, out var e))
+                        {
+                            e.Failures = 0;
+                        }
                     }
                 }
             }

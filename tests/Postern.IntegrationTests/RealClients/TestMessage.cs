@@ -76,7 +76,7 @@ internal static class TestMessage
         Assert.Contains($" with {route.Rfc3848Protocol()} id ", received, StringComparison.Ordinal);
         if (route.UsesTls())
         {
-            Assert.Contains("(version=TLS1.", received, StringComparison.Ordinal);
+            Assert.Contains("(version=TLSv1.", received, StringComparison.Ordinal);
         }
         else
         {
