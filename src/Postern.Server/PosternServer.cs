@@ -66,7 +66,7 @@ public sealed partial class PosternServer : IAsyncDisposable
         AddressBook = new AddressBook(() => InForce().LocalDomains, Accounts, () => Aliases?.Value ?? InForce().Aliases, srs);
         var maildir = new Maildir(Path.Combine(options.DataDirectory, "mail"), options.Hostname, durability ?? Durability.Instance);
         // One DNS client (and cache) for MX lookups and mail authentication.
-        var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(MxResolver.ParseServer).ToList(), options.Dns.Timeout);
+        var dns = Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(options.Dns.Servers.Select(Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer).ToList(), options.Dns.Timeout);
         var dnsFailures = new DnsFailureLog(logger, _time);
         var resolver = new MxResolver(dns, failed: dnsFailures.Report);
         _resolver = resolver;

@@ -42,7 +42,7 @@ public sealed class MxResolver
     private readonly Action<Postern.MailAuth.Dns.DnsFailure>? _failed;
 
     public MxResolver(IReadOnlyList<string> servers, TimeSpan? timeout = null, Random? random = null)
-        : this(Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(servers.Select(ParseServer).ToList(), timeout ?? TimeSpan.FromSeconds(5)), random)
+        : this(Postern.MailAuth.Dns.DnsClientMailAuthDns.CreateClient(servers.Select(Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer).ToList(), timeout ?? TimeSpan.FromSeconds(5)), random)
     {
     }
 
@@ -55,8 +55,6 @@ public sealed class MxResolver
         _failed = failed;
     }
 
-    /// <summary>"IP" or "IP:port" / "[IPv6]:port" (port 53 by default): <see cref="Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer"/>.</summary>
-    public static NameServer ParseServer(string s) => Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer(s);
 
     public async Task<MxResolution> ResolveAsync(string domain, CancellationToken cancellationToken = default)
     {

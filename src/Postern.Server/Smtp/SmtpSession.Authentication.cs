@@ -44,7 +44,7 @@ public sealed partial class SmtpSession
             headers = await MimeKit.HeaderList.LoadAsync(MimeKit.ParserOptions.Default, file, _ctx.ShuttingDown);
             if (Postern.MailAuth.Arc.ArcChainVerifier.HasChain(headers))
             {
-                // Only a message with an ARC-Seal is parsed whole a second time.
+                // Only a message with an ARC-Seal is read a second time (header section, streamed body).
                 file.Position = 0;
                 arc = await _ctx.Arc.VerifyAsync(file, _ctx.ShuttingDown);
             }

@@ -26,7 +26,6 @@ public sealed partial class SmtpSession
         _engine.Succeeded(bdat);
         var checker = t.Bdat!;
         IBufferWriter<byte> sink = t.Headers!;
-        t.InData = true;
         _readingData = true;
         // The engine counts the chunk's octets (RFC 3030: counted, never terminated).
         var complete = bdat.Size == 0;
@@ -49,7 +48,6 @@ public sealed partial class SmtpSession
                 throw new IOException("client closed the connection during BDAT");
             }
         }
-        t.InData = false;
         _readingData = false;
         if (bdat.Last)
         {

@@ -25,7 +25,6 @@ public sealed partial class SmtpSession
         }
         Send(Reply.StartData);
         await FlushAsync();
-        t.InData = true;
         _readingData = true;
         var data = new DataReader(Options.Limits.MaxMessageSize);
         IBufferWriter<byte> sink = t.Headers!;
@@ -49,7 +48,6 @@ public sealed partial class SmtpSession
                 throw new IOException("client closed the connection during DATA");
             }
         }
-        t.InData = false;
         _readingData = false;
         await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!, t.Mime!));
     }

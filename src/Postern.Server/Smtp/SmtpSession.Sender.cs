@@ -17,11 +17,7 @@ public sealed partial class SmtpSession
     /// </summary>
     private async Task<bool> HeaderSendersOwnedAsync(Transaction t, SpoolWriter writer)
     {
-        MimeKit.HeaderList headers;
-        await using (var file = new BufferedStream(writer.ReadMessage(), 16 * 1024))
-        {
-            headers = await MimeKit.HeaderList.LoadAsync(MimeKit.ParserOptions.Default, file, _ctx.ShuttingDown);
-        }
+        var headers = await ReadHeaderSectionAsync(writer);
         foreach (var field in new[] { MimeKit.HeaderId.From, MimeKit.HeaderId.Sender })
         {
             foreach (var header in headers.Where(h => h.Id == field))
@@ -36,6 +32,13 @@ public sealed partial class SmtpSession
             }
         }
         return true;
+    }
+
+    /// <summary>The message's header section, read back from the spool file (already bounded by Limits.MaxHeaderSize).</summary>
+    private async Task<MimeKit.HeaderList> ReadHeaderSectionAsync(SpoolWriter writer)
+    {
+        await using var file = new BufferedStream(writer.ReadMessage(), 16 * 1024);
+        return await MimeKit.HeaderList.LoadAsync(MimeKit.ParserOptions.Default, file, _ctx.ShuttingDown);
     }
 
     /// <summary>The first address of a From: or Sender: value the user may not send as (a group or an unparsable value counts as one), or null.</summary>

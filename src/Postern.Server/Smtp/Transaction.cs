@@ -28,7 +28,6 @@ internal sealed class Transaction(MailCommand mail, QueueId id)
     public Postern.Protocol.Parsing.MimeStructureGuard? Mime { get; set; }
     /// <summary>When the first DATA or BDAT began, for the minimum data rate.</summary>
     public DateTimeOffset DataStarted { get; set; }
-    public bool InData { get; set; }
     /// <summary>Set when DMARC quarantined the message (it goes to Junk): the DMARC result, for the quarantined line after the commit.</summary>
     public string? Quarantine { get; set; }
 

@@ -50,7 +50,7 @@ public static class DiagCommand
             timeout = TimeSpan.FromSeconds(seconds);
         }
         var (options, hasConfiguration) = LoadOptionsIfAny(a);
-        var servers = a.Value("--dns") is { } dns ? [Server(dns)] : options.Dns.Servers.Select(MxResolver.ParseServer).ToList();
+        var servers = a.Value("--dns") is { } dns ? [Server(dns)] : options.Dns.Servers.Select(Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer).ToList();
         var report = new DiagReport(verb.Name, target);
         var terminal = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
         var console = a.Json ? null : new DiagConsole(stdout, terminal);
@@ -112,7 +112,7 @@ public static class DiagCommand
     {
         try
         {
-            return MxResolver.ParseServer(s);
+            return Postern.MailAuth.Dns.DnsClientMailAuthDns.ParseServer(s);
         }
         catch (FormatException)
         {
