@@ -72,6 +72,9 @@ public sealed class MilterSession : IAsyncDisposable
     /// <summary>The protocol steps the milter chose in negotiation.</summary>
     public MilterSteps Steps { get; private set; }
 
+    /// <summary>How many SMFIR_PROGRESS reports came in this session (for diagnostics and the tests of the timeout).</summary>
+    internal int ProgressReports { get; private set; }
+
     private MilterOptions Options => _milter.Options;
 
     /// <summary>
@@ -511,6 +514,7 @@ public sealed class MilterSession : IAsyncDisposable
                 case MilterReply.Progress:
                     // SMFIR_PROGRESS (smfi_progress): the milter is alive; its timeout starts again.
                     deadline.CancelAfter(timeout);
+                    ProgressReports++;
                     break;
                 case MilterReply.Change c when changes is not null:
                     changes.Add(c);
