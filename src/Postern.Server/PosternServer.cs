@@ -87,6 +87,8 @@ public sealed partial class PosternServer : IAsyncDisposable
         Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control, lmtp) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
         Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
+        // Filters.Milters: made once, shared by every session (each knows whether its milter is down); docs/filters.md.
+        Milters = options.Filters.Milters.Select(m => new Filters.Milter.Milter(m, _time, logger)).ToList();
         // mailAuthDns: the seam of IMailAuthDns, for tests that make DNS fail in a chosen way.
         mailAuthDns ??= new Postern.MailAuth.Dns.DnsClientMailAuthDns(dns, dnsFailures.Report);
         Context = new ServerContext
@@ -117,6 +119,10 @@ public sealed partial class PosternServer : IAsyncDisposable
     public const string SrsSecretFile = "srs.secret";
 
     public Spool Spool { get; }
+
+    /// <summary>The configured milters (Filters.Milters), in order; a session opens them with <see cref="Filters.Milter.MilterChain.Open"/>.</summary>
+    public IReadOnlyList<Filters.Milter.Milter> Milters { get; }
+
     public AccountStore Accounts { get; }
     public ReloadingFile<Dictionary<string, List<string>>>? Aliases { get; }
     public AddressBook AddressBook { get; }
