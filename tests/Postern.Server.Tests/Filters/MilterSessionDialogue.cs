@@ -247,6 +247,22 @@ public sealed class MilterSessionDialogue
     }
 
     [Fact]
+    public async Task ASessionThatGivesUpClosesTheConnection()
+    {
+        await using var m = new ScriptedMilter();
+        var session = await Connected(m, MilterActions.None, MilterSteps.NoHelo);
+        using var cts = new CancellationTokenSource();
+        var mail = session.MailAsync("a@example.org", [], cts.Token);
+        await m.ReadUntilAsync('M');
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => mail);
+        Assert.True(await m.ClosedByClientAsync());
+        // Nothing more is said on a connection out of step; the log does not call it an outage.
+        Assert.Equal(MilterVerdictKind.Unavailable, (await session.MailAsync("b@example.org", [])).Kind);
+        Assert.DoesNotContain(m.Log.Lines, l => l.StartsWith("event=milter_unavailable", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ProgressStartsTheTimeoutAgain()
     {
         await using var m = new ScriptedMilter();

@@ -456,6 +456,11 @@ public sealed class MilterSession : IAsyncDisposable
         {
             return Fail(Describe(e, stage, timeout));
         }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Abandon();
+            throw;
+        }
     }
 
     private async Task<MilterMessageResult> EndOfMessageAsync(Stream? sink, long maxReplacementBody, CancellationToken cancellationToken)
@@ -484,6 +489,11 @@ public sealed class MilterSession : IAsyncDisposable
         catch (Exception e) when (IsMilterFailure(e, cancellationToken))
         {
             return new MilterMessageResult(Fail(Describe(e, "eom", timeout)), []);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Abandon();
+            throw;
         }
     }
 
@@ -649,6 +659,14 @@ public sealed class MilterSession : IAsyncDisposable
         Close();
         _milter.ReportDown(reason);
         return _sticky;
+    }
+
+    /// <summary>The caller gave up mid-command (the SMTP session is ending): the dialogue is out of step, so the connection goes.</summary>
+    private void Abandon()
+    {
+        _state = State.Failed;
+        _sticky = MilterVerdict.Unavailable("the session gave up waiting");
+        Close();
     }
 
     private void Close()
