@@ -245,6 +245,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
             _config = now;
             _addresses = _ctx.AddressBook.WithDomains(now.LocalDomains);
+            _engine.PostmasterDomain = now.Options.Domains[0];
+            _engine.MaxJunkCommands = now.Options.Limits.MaxJunkCommands;
         }
     }
 
