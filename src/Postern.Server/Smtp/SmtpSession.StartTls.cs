@@ -56,9 +56,9 @@ public sealed partial class SmtpSession
         {
             Volatile.Read(ref _handshakeCts)?.Cancel();
         }
-        catch (ObjectDisposedException)
+        catch (Exception e) when (e is ObjectDisposedException or AggregateException)
         {
-            // The handshake ended meanwhile.
+            // The handshake ended meanwhile, or a callback of its cancellation failed: it ends either way.
         }
     }
 

@@ -62,12 +62,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
         (_reader, _writer) = CreatePipes(network);
         // A deadline that passes ends the wait it bounds: the pending read returns as cancelled (no
         // exception, the reader stays usable) and ReadAsync asks the control which deadline it was.
-        _timeouts = new TimeoutControl(ctx.Time, _config.Options.Limits.SessionLifetime, () =>
-        {
-            _reader.CancelPendingRead();
-            CancelHandshake();
-            Volatile.Read(ref _writeExpired)?.TrySetResult();
-        });
+        _timeouts = new TimeoutControl(ctx.Time, _config.Options.Limits.SessionLifetime, OnDeadline);
         // Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).
         _engine = new SmtpEngine(_config.Options.Domains[0], _config.Options.Limits.MaxJunkCommands)
         {
@@ -86,6 +81,28 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private IPAddress RemoteIp => _remote.Address.IsIPv4MappedToIPv6 ? _remote.Address.MapToIPv4() : _remote.Address;
     private string Ip => RemoteIp.ToString();
 
+
+    /// <summary>
+    /// A deadline passed or the session was interrupted (on a timer's or the interrupter's thread):
+    /// ends the wait under way. Never throws: the reader may already be completed (a TLS handshake
+    /// replaced it, or the session is closing), and an exception here would end the process.
+    /// </summary>
+    private void OnDeadline()
+    {
+        try
+        {
+            _reader.CancelPendingRead();
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+        }
+        CancelHandshake();
+        if (_timeouts.Expired == Deadline.Write)
+        {
+            // Only the write deadline gives up on a stuck write: an interruption lets it finish.
+            Volatile.Read(ref _writeExpired)?.TrySetResult();
+        }
+    }
 
     private static (PipeReader, PipeWriter) CreatePipes(Stream s) => (
         // Zero-byte reads: an idle connection holds no buffer while it waits.
