@@ -33,9 +33,10 @@ public sealed partial class SmtpSession
                 return;
             }
         }
+        var started = _ctx.Time.GetUtcNow();
         Send(Reply.ReadyToStartTls);
         await FlushAsync();
-        if (!await StartTlsHandshakeAsync())
+        if (!await StartTlsHandshakeAsync(started))
         {
             _closing = true;
             _closeReason = "tls handshake failed";
@@ -67,17 +68,17 @@ public sealed partial class SmtpSession
     /// has Limits.HandshakeTimeout, and a handshake that stalls counts as idle from its start, so a
     /// listener at its cap may shed it (there is no reply to send in the middle of a handshake).
     /// </summary>
-    private async Task<bool> StartTlsHandshakeAsync()
+    /// <param name="started">When the handshake's time began: the connect on port 465, the STARTTLS command otherwise.</param>
+    private async Task<bool> StartTlsHandshakeAsync(DateTimeOffset started)
     {
         // The plaintext pipes are dropped: nothing buffered in them can cross into the TLS session.
         await _reader.CompleteAsync();
         await _writer.CompleteAsync();
         var tls = new SslStream(_network, leaveInnerStreamOpen: true);
         using var cts = new CancellationTokenSource();
-        var started = _ctx.Time.GetUtcNow();
         Volatile.Write(ref _handshakeCts, cts);
         Volatile.Write(ref _idleSince, started.UtcTicks);
-        _timeouts.Arm(Deadline.Handshake, Options.Limits.HandshakeTimeout);
+        _timeouts.ArmUntil(Deadline.Handshake, started + Options.Limits.HandshakeTimeout);
         try
         {
             if (_timeouts.Interrupted)

@@ -32,6 +32,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private PipeWriter _writer;
     private readonly IPEndPoint _remote;
     private readonly string _id;
+    private readonly DateTimeOffset _connectedAt; // port 465's handshake is counted from here
     private readonly TimeoutControl _timeouts; // every wait for the client runs under one deadline armed here
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
@@ -60,6 +61,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _remote = remote;
         _id = id;
         (_reader, _writer) = CreatePipes(network);
+        _connectedAt = ctx.Time.GetUtcNow();
         // A deadline that passes ends the wait it bounds: the pending read returns as cancelled (no
         // exception, the reader stays usable) and ReadAsync asks the control which deadline it was.
         _timeouts = new TimeoutControl(ctx.Time, _config.Options.Limits.SessionLifetime, OnDeadline);
@@ -97,9 +99,10 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
         }
         CancelHandshake();
-        if (_timeouts.Expired == Deadline.Write)
+        if (_timeouts.Expired == Deadline.Write || (_timeouts.Interrupted && _transaction is null))
         {
-            // Only the write deadline gives up on a stuck write: an interruption lets it finish.
+            // A stuck write is given up at its deadline, or when the session is ended from outside
+            // (shed, shutdown) and no transaction is under way.
             Volatile.Read(ref _writeExpired)?.TrySetResult();
         }
     }
@@ -138,17 +141,18 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 return;
             }
-            if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync())
+            if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync(_connectedAt))
             {
                 return;
             }
             Send(SmtpEngine.Greeting(Options.Hostname));
             await CommandLoopAsync();
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
-            // The control recorded which deadline ended the wait: the reply and the reason follow it.
-            var expired = _timeouts.Expired;
+            // The wait's deadline came with the exception: the reply and the reason follow it (any
+            // other cancellation is an interruption: shutdown, or shed).
+            var expired = (e as DeadlineExpiredException)?.Deadline ?? Deadline.None;
             if (expired == Deadline.Lifetime)
             {
                 LogLifetime();
@@ -230,7 +234,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
                 // The refusal waits (it is buffered, not yet sent): a guesser slows down, an honest client never gets here.
-                await Task.Delay(tarpit, _ctx.Time, _ctx.ShuttingDown).ConfigureAwait(false);
+                // Shutdown cuts it short only outside a transaction (one under way is left to finish).
+                await Task.Delay(tarpit, _ctx.Time, _transaction is null ? _ctx.ShuttingDown : CancellationToken.None).ConfigureAwait(false);
             }
             if (_errors >= Options.Limits.MaxErrors && !_closing)
             {
@@ -375,9 +380,11 @@ public sealed partial class SmtpSession : IAsyncDisposable
             var done = await WhenFlushedOrExpiredAsync(flush.AsTask());
             if (!done)
             {
-                // Closing the socket ends the stuck write; the session then ends as on a read timeout.
+                // Closing the socket ends the stuck write (the writer is never completed while its
+                // flush runs); the session then ends as on a read timeout, or as interrupted.
+                var expired = _timeouts.Expired;
                 _network.Dispose();
-                throw new OperationCanceledException("the client does not read its replies");
+                throw expired == Deadline.Write ? new DeadlineExpiredException(Deadline.Write) : new OperationCanceledException("interrupted while the client did not read its replies");
             }
         }
         finally
@@ -393,7 +400,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         var expired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         Volatile.Write(ref _writeExpired, expired);
-        if (_timeouts.Expired == Deadline.Write)
+        if (_timeouts.Expired == Deadline.Write || (_timeouts.Interrupted && _transaction is null))
         {
             expired.TrySetResult(); // passed before the completion source was in place
         }
@@ -405,6 +412,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 await flush;
                 return true;
             }
+            // Given up: the flush fails once the socket is closed; its exception is observed here.
+            _ = flush.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             return false;
         }
         finally
@@ -428,8 +437,18 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 return;
             }
             _timeouts.Arm(Deadline.Write, FinalReplyTimeout);
-            await WhenFlushedOrExpiredAsync(flush.AsTask());
-            _timeouts.Disarm();
+            try
+            {
+                if (!await WhenFlushedOrExpiredAsync(flush.AsTask()))
+                {
+                    // The write is still under way: closing the socket ends it before the writer is completed.
+                    _network.Dispose();
+                }
+            }
+            finally
+            {
+                _timeouts.Disarm();
+            }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
@@ -467,7 +486,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 {
                     // (What the buffer holds is a partial line or partial data: it never completes now.)
                     _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
-                    throw new OperationCanceledException();
+                    var expired = _timeouts.Expired;
+                    throw expired == Deadline.None ? new OperationCanceledException() : new DeadlineExpiredException(expired);
                 }
                 if (!result.IsCanceled || !result.Buffer.IsEmpty)
                 {

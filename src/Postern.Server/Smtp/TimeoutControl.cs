@@ -28,6 +28,12 @@ public enum Deadline
     Write,
 }
 
+/// <summary>A wait for the client ended because <see cref="Deadline"/> passed (the reply and close reason follow it).</summary>
+public sealed class DeadlineExpiredException(Deadline deadline) : OperationCanceledException($"deadline passed: {deadline}")
+{
+    public Deadline Deadline { get; } = deadline;
+}
+
 /// <summary>
 /// The one owner of a session's time (issue 12). Every wait for the client runs under exactly one
 /// deadline armed here, on the server's <see cref="TimeProvider"/>, with one timer per session
@@ -36,7 +42,9 @@ public enum Deadline
 /// come from that record, never from reading the clock again afterwards (a timer and a clock read a
 /// moment apart used to disagree about whether the session lifetime had passed). Deadlines that
 /// wait for a command are cut at the session's end and then count as <see cref="Deadline.Lifetime"/>.
-/// Thread-safe: the session arms and disarms, the timer and the listener (shedding) fire.
+/// Deadlines are kept on the provider's monotonic timestamp, so a step of the wall clock (NTP, a
+/// resumed VM) neither stretches nor fires an armed deadline; absolute deadlines are converted once,
+/// when armed. Thread-safe: the session arms and disarms, the timer and the listener (shedding) fire.
 /// </summary>
 public sealed class TimeoutControl : IDisposable
 {
@@ -45,7 +53,8 @@ public sealed class TimeoutControl : IDisposable
     private readonly ITimer _timer;
     private readonly Lock _gate = new();
     private Deadline _armed;
-    private DateTimeOffset _due;
+    private long _due; // the provider's timestamp
+    private readonly long _sessionEnd; // the provider's timestamp
     private Deadline _expiredAs;
     private volatile bool _interrupted;
 
@@ -56,15 +65,15 @@ public sealed class TimeoutControl : IDisposable
     {
         _time = time;
         _expired = expired;
-        SessionEnd = time.GetUtcNow() + lifetime;
+        _sessionEnd = time.GetTimestamp() + Ticks(lifetime);
         _timer = time.CreateTimer(static s => ((TimeoutControl)s!).OnTimer(), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
-    /// <summary>Connect time plus Limits.SessionLifetime: no command is waited for past it.</summary>
-    public DateTimeOffset SessionEnd { get; }
+    /// <summary>Connect time plus Limits.SessionLifetime, on the wall clock as of now: no command is waited for past it.</summary>
+    public DateTimeOffset SessionEnd => _time.GetUtcNow() + _time.GetElapsedTime(_time.GetTimestamp(), _sessionEnd);
 
     /// <summary>Whether the session's lifetime has passed (checked at a command boundary).</summary>
-    public bool LifetimeOver => _time.GetUtcNow() >= SessionEnd;
+    public bool LifetimeOver => _time.GetTimestamp() >= _sessionEnd;
 
     /// <summary>The deadline that ended the current (or last) wait, or None.</summary>
     public Deadline Expired
@@ -86,14 +95,16 @@ public sealed class TimeoutControl : IDisposable
     /// (Command, Handshake) is cut at <see cref="SessionEnd"/> and then counts as Lifetime.
     /// Replaces whatever was armed and clears a previous expiry.
     /// </summary>
-    public void Arm(Deadline kind, TimeSpan timeout) => ArmUntil(kind, _time.GetUtcNow() + timeout);
+    public void Arm(Deadline kind, TimeSpan timeout) => ArmAt(kind, _time.GetTimestamp() + Ticks(timeout));
 
-    /// <summary>As <see cref="Arm"/>, to an absolute deadline.</summary>
-    public void ArmUntil(Deadline kind, DateTimeOffset due)
+    /// <summary>As <see cref="Arm"/>, to an absolute deadline on the wall clock (converted to the monotonic clock now).</summary>
+    public void ArmUntil(Deadline kind, DateTimeOffset due) => Arm(kind, due - _time.GetUtcNow());
+
+    private void ArmAt(Deadline kind, long due)
     {
-        if (kind is Deadline.Command or Deadline.Handshake && due >= SessionEnd)
+        if (kind is Deadline.Command or Deadline.Handshake && due >= _sessionEnd)
         {
-            (kind, due) = (Deadline.Lifetime, SessionEnd);
+            (kind, due) = (Deadline.Lifetime, _sessionEnd);
         }
         lock (_gate)
         {
@@ -104,12 +115,13 @@ public sealed class TimeoutControl : IDisposable
         }
     }
 
-    /// <summary>The wait ended in time: nothing fires until the next <see cref="Arm"/>.</summary>
+    /// <summary>The wait ended (in time or not): nothing fires, and nothing counts as expired, until the next <see cref="Arm"/>.</summary>
     public void Disarm()
     {
         lock (_gate)
         {
             _armed = Deadline.None;
+            _expiredAs = Deadline.None;
             _timer.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
         }
     }
@@ -133,7 +145,7 @@ public sealed class TimeoutControl : IDisposable
             {
                 return; // disarmed (or re-armed) while the timer was on its way
             }
-            var left = _due - _time.GetUtcNow();
+            var left = Until(_due);
             if (left > TimeSpan.Zero)
             {
                 // A timer may run a moment early by the clock it is compared with: wait the rest.
@@ -146,11 +158,19 @@ public sealed class TimeoutControl : IDisposable
         _expired();
     }
 
-    private TimeSpan Until(DateTimeOffset due)
+    private static readonly TimeSpan MaxTimer = TimeSpan.FromDays(40);
+
+    private TimeSpan Until(long due)
     {
-        var left = due - _time.GetUtcNow();
-        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+        // A timer takes at most about 49 days; a later deadline re-arms when the timer comes (OnTimer).
+        var now = _time.GetTimestamp();
+        var left = due > now ? _time.GetElapsedTime(now, due) : TimeSpan.Zero;
+        return left < MaxTimer ? left : MaxTimer;
     }
+
+    /// <summary>A span in the provider's timestamp units (negative spans count as none).</summary>
+    private long Ticks(TimeSpan span) =>
+        span <= TimeSpan.Zero ? 0 : (long)Math.Min(span.TotalSeconds * _time.TimestampFrequency, long.MaxValue / 4);
 
     public void Dispose() => _timer.Dispose();
 }
