@@ -199,7 +199,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         for (var i = 0; i < state.Recipients.Count; i++)
         {
             var r = state.Recipients[i];
-            if (r.Status is "delivered" or "bounced" || (!r.Local && !discard) || (lmtp is not null && !discard))
+            if (r.Status.IsFinal() || (!r.Local && !discard) || (lmtp is not null && !discard))
             {
                 continue;
             }
@@ -216,17 +216,17 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         if (bounces is not null && File.Exists(message.Path))
         {
             var failed = new List<SpooledMessage>();
-            changed |= await NotifyAsync(message, state, r => r.Status == "bounced" && !r.Notified, _ => DsnAction.Failed, r => r.Notified = true, failed).ConfigureAwait(false);
+            changed |= await NotifyAsync(message, state, r => r.Status == RecipientStatus.Bounced && !r.Notified, _ => DsnAction.Failed, r => r.Notified = true, failed).ConfigureAwait(false);
             if (order is not null)
             {
                 NoteBounceSent(order, message, failed);
             }
-            changed |= await NotifyAsync(message, state, r => r.Status == "delivered" && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
+            changed |= await NotifyAsync(message, state, r => r.Status == RecipientStatus.Delivered && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
             var late = time.GetUtcNow() - message.Envelope.Received >= options.DelayWarningAfter;
-            changed |= late && await NotifyAsync(message, state, r => r.Status == "deferred" && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
+            changed |= late && await NotifyAsync(message, state, r => r.Status == RecipientStatus.Deferred && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
         }
         // Done when every recipient is delivered or bounced and its sender told.
-        if (state.Recipients.All(r => r.Status is "delivered" or "bounced" && r.Notified))
+        if (state.Recipients.All(r => r.Status.IsFinal() && r.Notified))
         {
             spool.Remove(id);
             control?.Release(id);
@@ -238,12 +238,12 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             // (A message deleted meanwhile by `queue delete` gets no new state file.)
             spool.WriteState(id, state);
         }
-        var next = state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
+        var next = state.Recipients.Where(r => r.Status == RecipientStatus.Deferred && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
         if (next != default)
         {
             _ = RetryLaterAsync(id, next);
         }
-        var waiting = state.Recipients.Count(r => !r.Local && r.Status is "pending" or "deferred");
+        var waiting = state.Recipients.Count(r => !r.Local && r.Status.IsWaiting());
         if (waiting > 0 && changed)
         {
             Log.QueuedRemote(logger, id.Value, waiting);
@@ -304,7 +304,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, IRemoteDelivery remote, Configuration.DeliveryOptions options,
         CancellationToken cancellationToken)
     {
-        var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
+        var due = state.Recipients.Where(r => !r.Local && (r.Status == RecipientStatus.Pending || (r.Status == RecipientStatus.Deferred && (r.NextAttempt ?? now) <= now))).ToList();
         var changed = false;
         // One transaction per destination domain and sender: copies an alias forwards go with the
         // alias's domain (SRS sender, ARC set), apart from mail sent to the domain directly.
@@ -389,7 +389,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     /// </summary>
     private async Task<bool> DeliverByLmtpAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, Configuration.DeliveryOptions options, CancellationToken cancellationToken)
     {
-        bool Due(RecipientState r) => r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now));
+        bool Due(RecipientState r) => r.Local && (r.Status == RecipientStatus.Pending || (r.Status == RecipientStatus.Deferred && (r.NextAttempt ?? now) <= now));
         var accounts = new List<RecipientState>();
         var changed = false;
         foreach (var r in state.Recipients.Where(Due).ToList())
@@ -476,18 +476,18 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         switch (outcome)
         {
             case DeliveryOutcome.Delivered d:
-                r.Status = "delivered";
+                r.Status = RecipientStatus.Delivered;
                 r.Detail = d.Detail;
                 r.NextAttempt = null;
                 r.PeerHandlesDsn = d.PeerHandlesDsn;
                 break;
             case DeliveryOutcome.Bounced b:
-                r.Status = "bounced";
+                r.Status = RecipientStatus.Bounced;
                 r.Detail = b.Reply;
                 r.NextAttempt = null;
                 break;
             case DeliveryOutcome.Deferred f:
-                r.Status = "deferred";
+                r.Status = RecipientStatus.Deferred;
                 r.Detail = f.Reason;
                 r.NextAttempt = f.RetryAt;
                 break;

@@ -450,7 +450,7 @@ public sealed class QueueControl
     public static int MakeDue(DeliveryState state)
     {
         var n = 0;
-        foreach (var r in state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null))
+        foreach (var r in state.Recipients.Where(r => r.Status == RecipientStatus.Deferred && r.NextAttempt is not null))
         {
             r.NextAttempt = null;
             n++;
@@ -461,10 +461,10 @@ public sealed class QueueControl
     /// <summary>bounce: every recipient not yet delivered or bounced fails, not yet notified, so the sender gets a DSN. Returns them.</summary>
     public static List<RecipientState> Bounce(DeliveryState state)
     {
-        var bounced = state.Recipients.Where(r => r.Status is not ("delivered" or "bounced")).ToList();
+        var bounced = state.Recipients.Where(r => !r.Status.IsFinal()).ToList();
         foreach (var r in bounced)
         {
-            r.Status = "bounced";
+            r.Status = RecipientStatus.Bounced;
             r.Detail = BounceDetail;
             r.NextAttempt = null;
             r.Notified = false;
