@@ -8,6 +8,7 @@ using Postern.Server.Listening;
 using Postern.Server.Logging;
 using Postern.Server.Queue;
 using Postern.Server.Smtp;
+using Postern.Server.Storage;
 
 namespace Postern.Server;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Postern.IntegrationTests.Infrastructure;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.IntegrationTests.CrashSafety;
 
