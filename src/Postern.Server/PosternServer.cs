@@ -8,6 +8,7 @@ using Postern.Server.Listening;
 using Postern.Server.Logging;
 using Postern.Server.Queue;
 using Postern.Server.Smtp;
+using Postern.Server.Storage;
 
 namespace Postern.Server;
 
@@ -83,7 +84,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             trusted: ip => InForce().IsTrusted(ip));
         var first = Configure(options, 1, previous: null);
         // Delivery.Lmtp: local mail goes to the LMTP server (Dovecot: Sieve, quotas) instead of the Maildir.
-        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname, _time) : null;
+        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname) : null;
         Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control, lmtp) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
         Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using Postern.Server.Limits;
-using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Accounts;
 

@@ -172,7 +172,7 @@ public sealed class DeliveryOptions
     /// <summary>Deliveries to one destination domain (or to the smarthost) at once. Default 20 (as Postfix's default_destination_concurrency_limit).</summary>
     public int DestinationConcurrency { get; set; } = 20;
 
-    /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt. Default 5 minutes.</summary>
+    /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt, less a jitter of up to a fifth (Delivery/RetrySchedule). Default 5 minutes.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The longest wait between two attempts. Default 4 hours.</summary>
