@@ -95,7 +95,8 @@ public sealed partial class PosternServer : IAsyncDisposable
             Spool = Spool,
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release")),
-                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time)),
+                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time, () => Accounts.Addresses.Count, durability,
+                    e => Log.KnownAddressesWriteFailed(logger, "logins.json", e))),
             Tls = _certificates.ServerOptions,
             MailAuthDns = mailAuthDns,
             // Made here, once: a failure to make one is a failure to start, never a cached failure of every message.
@@ -230,6 +231,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             }
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
+        Context.AuthFailures.Known.Flush(); // the logins of the last WriteDelay, written at once
         Log.Stopped(_logger, _sessions.Count);
     }
 
