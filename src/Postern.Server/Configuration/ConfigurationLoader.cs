@@ -275,6 +275,7 @@ public static class ConfigurationLoader
         Check(o.Limits.MaxConnectionsSubmission >= 1, "Limits.MaxConnectionsSubmission", "must be at least 1");
         Check(o.Limits.MaxConnectionsPerIp >= 1, "Limits.MaxConnectionsPerIp", "must be at least 1");
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
+        Check(o.Limits.HandshakeTimeout > TimeSpan.Zero, "Limits.HandshakeTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
         Check(o.Limits.MinDataRate >= 0, "Limits.MinDataRate", "must be 0 (none) or more");
         Check(o.Limits.MaxHeaderSize >= 1024, "Limits.MaxHeaderSize", "must be at least 1024 octets");

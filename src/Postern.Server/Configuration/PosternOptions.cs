@@ -322,6 +322,13 @@ public sealed class LimitsOptions
     /// <summary>Waiting for a command. Default 5 minutes (RFC 5321 §4.5.3.2.7).</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// A whole TLS handshake (STARTTLS, or port 465's), and all the lines of one AUTH exchange
+    /// together. Default 30 seconds: a real client needs milliseconds; a client that stalls in the
+    /// middle would otherwise hold a submission slot for CommandTimeout each time (issue 12).
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Waiting for the next block of message data. Default 3 minutes (RFC 5321 §4.5.3.2.6).</summary>
     public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(3);
 

@@ -48,24 +48,63 @@ public sealed partial class SmtpSession
         ResetTransaction();
     }
 
-    /// <summary>Switches the connection to TLS; false (logged) when the handshake fails.</summary>
+    private CancellationTokenSource? _handshakeCts; // set while a TLS handshake runs: its deadline or an interruption cancels it
+
+    private void CancelHandshake()
+    {
+        try
+        {
+            Volatile.Read(ref _handshakeCts)?.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The handshake ended meanwhile.
+        }
+    }
+
+    /// <summary>
+    /// Switches the connection to TLS; false (logged) when the handshake fails. The whole handshake
+    /// has Limits.HandshakeTimeout, and a handshake that stalls counts as idle from its start, so a
+    /// listener at its cap may shed it (there is no reply to send in the middle of a handshake).
+    /// </summary>
     private async Task<bool> StartTlsHandshakeAsync()
     {
         // The plaintext pipes are dropped: nothing buffered in them can cross into the TLS session.
         await _reader.CompleteAsync();
         await _writer.CompleteAsync();
         var tls = new SslStream(_network, leaveInnerStreamOpen: true);
-        using var cts = new CancellationTokenSource(Options.Limits.CommandTimeout);
+        using var cts = new CancellationTokenSource();
+        var started = _ctx.Time.GetUtcNow();
+        Volatile.Write(ref _handshakeCts, cts);
+        Volatile.Write(ref _idleSince, started.UtcTicks);
+        _timeouts.Arm(Deadline.Handshake, Options.Limits.HandshakeTimeout);
         try
         {
+            if (_timeouts.Interrupted)
+            {
+                cts.Cancel();
+            }
             await tls.AuthenticateAsServerAsync(_ctx.Tls, cts.Token);
         }
         catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException or ObjectDisposedException)
         {
-            Log.TlsFailed(_ctx.Logger, _id, Ip, e.Message);
+            var why = _timeouts.Expired switch
+            {
+                Deadline.Handshake => $"no handshake within Limits.HandshakeTimeout ({Options.Limits.HandshakeTimeout})",
+                Deadline.Lifetime => "session lifetime reached during the handshake",
+                _ when _timeouts.Interrupted => ClosingReason,
+                _ => e.Message,
+            };
+            Log.TlsFailed(_ctx.Logger, _id, Ip, why);
             await tls.DisposeAsync();
-            _closeReason = "tls handshake failed";
+            _closeReason = _timeouts.Interrupted && _timeouts.Expired == Deadline.None ? ClosingReason : "tls handshake failed";
             return false;
+        }
+        finally
+        {
+            _timeouts.Disarm();
+            Volatile.Write(ref _handshakeCts, null);
+            Volatile.Write(ref _idleSince, 0);
         }
         _tls = tls;
         (_reader, _writer) = CreatePipes(tls);

@@ -32,7 +32,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private PipeWriter _writer;
     private readonly IPEndPoint _remote;
     private readonly string _id;
-    private CancellationTokenSource _readCts;
+    private readonly TimeoutControl _timeouts; // every wait for the client runs under one deadline armed here
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
     private bool _closing;
@@ -49,9 +49,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private int _recipients;
     private int _errors;
     private int _commands;
-    private bool _slowData; // the current data read waits on the minimum-rate deadline, not the plain timeout
-    private bool _readingData; // message data (or a chunk to drop) is being read: a timeout now is a data timeout
-    private readonly DateTimeOffset _sessionEnd; // connect + Limits.SessionLifetime: no command is read after it
 
     public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
     {
@@ -62,17 +59,21 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _network = network;
         _remote = remote;
         _id = id;
-        _readCts = new CancellationTokenSource();
         (_reader, _writer) = CreatePipes(network);
-        _sessionEnd = ctx.Time.GetUtcNow() + _config.Options.Limits.SessionLifetime;
+        // A deadline that passes ends the wait it bounds: the pending read returns as cancelled (no
+        // exception, the reader stays usable) and ReadAsync asks the control which deadline it was.
+        _timeouts = new TimeoutControl(ctx.Time, _config.Options.Limits.SessionLifetime, () =>
+        {
+            _reader.CancelPendingRead();
+            CancelHandshake();
+            Volatile.Read(ref _writeExpired)?.TrySetResult();
+        });
         // Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).
         _engine = new SmtpEngine(_config.Options.Domains[0], _config.Options.Limits.MaxJunkCommands)
         {
             TlsRequiredButMissing = listener.Role == ListenerRole.Submission,
         };
     }
-
-    private bool LifetimeOver => _ctx.Time.GetUtcNow() >= _sessionEnd;
 
     // The configuration this session works with: the one in force at connect, taken again when a
     // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
@@ -97,16 +98,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
         using var registration = _ctx.ShuttingDown.Register(() =>
         {
             _shutdownRequested = true;
-            if (_transaction is null)
-            {
-                try
-                {
-                    _readCts.Cancel();
-                }
-                catch (ObjectDisposedException)
-                {
-                }
-            }
+            _timeouts.Interrupt(); // ends a wait outside a transaction; one inside finishes first
         });
         try
         {
@@ -138,14 +130,26 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            var inData = _readingData;
-            var lifetime = !_shutdownRequested && !inData && LifetimeOver;
-            if (lifetime)
+            // The control recorded which deadline ended the wait: the reply and the reason follow it.
+            var expired = _timeouts.Expired;
+            if (expired == Deadline.Lifetime)
             {
                 LogLifetime();
             }
-            await TrySendFinalAsync(_shutdownRequested ? ClosingReply : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : lifetime ? Reply.SessionLifetimeReached : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? ClosingReason : inData && _slowData ? "data too slow" : lifetime ? "session lifetime" : "timeout";
+            var (reply, reason) = expired switch
+            {
+                Deadline.None => (ClosingReply, ClosingReason), // interrupted: shutdown, or shed
+                Deadline.Data => (Reply.DataTimeout, "timeout"),
+                Deadline.DataRate => (Reply.DataTooSlow, "data too slow"),
+                Deadline.Lifetime => (Reply.SessionLifetimeReached, "session lifetime"),
+                Deadline.Write => (null, "timeout"), // the client reads nothing: no last reply
+                _ => (Reply.CommandTimeout, "timeout"),
+            };
+            if (reply is not null)
+            {
+                await TrySendFinalAsync(reply);
+            }
+            _closeReason = reason;
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -174,7 +178,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = ClosingReason;
                 break;
             }
-            if (LifetimeOver)
+            if (_timeouts.LifetimeOver)
             {
                 // A command boundary past Limits.SessionLifetime: a client busy for ever is cut off too.
                 LogLifetime();
@@ -241,6 +245,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
             _config = now;
             _addresses = _ctx.AddressBook.WithDomains(now.LocalDomains);
+            _engine.PostmasterDomain = now.Options.Domains[0];
+            _engine.MaxJunkCommands = now.Options.Limits.MaxJunkCommands;
         }
     }
 
@@ -346,25 +352,67 @@ public sealed partial class SmtpSession : IAsyncDisposable
             await flush; // the usual case: the kernel took it at once, no timer needed
             return;
         }
+        _timeouts.Arm(Deadline.Write, Options.Limits.CommandTimeout);
         try
         {
-            await flush.AsTask().WaitAsync(Options.Limits.CommandTimeout, _ctx.Time);
+            var done = await WhenFlushedOrExpiredAsync(flush.AsTask());
+            if (!done)
+            {
+                // Closing the socket ends the stuck write; the session then ends as on a read timeout.
+                _network.Dispose();
+                throw new OperationCanceledException("the client does not read its replies");
+            }
         }
-        catch (TimeoutException)
+        finally
         {
-            // Closing the socket ends the stuck write; the session then ends as on a read timeout.
-            _network.Dispose();
-            throw new OperationCanceledException("the client does not read its replies");
+            _timeouts.Disarm();
         }
     }
+
+    private TaskCompletionSource? _writeExpired;
+
+    /// <summary>True when the flush finished, false when the Write deadline passed first.</summary>
+    private async Task<bool> WhenFlushedOrExpiredAsync(Task flush)
+    {
+        var expired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _writeExpired, expired);
+        if (_timeouts.Expired == Deadline.Write)
+        {
+            expired.TrySetResult(); // passed before the completion source was in place
+        }
+        try
+        {
+            var first = await Task.WhenAny(flush, expired.Task);
+            if (first == flush)
+            {
+                await flush;
+                return true;
+            }
+            return false;
+        }
+        finally
+        {
+            Volatile.Write(ref _writeExpired, null);
+        }
+    }
+
+    /// <summary>How long a last reply may take to leave before the connection is closed anyway.</summary>
+    private static readonly TimeSpan FinalReplyTimeout = TimeSpan.FromSeconds(5);
 
     private async Task TrySendFinalAsync(SmtpReply reply)
     {
         try
         {
             Send(reply);
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _writer.FlushAsync(cts.Token);
+            var flush = _writer.FlushAsync();
+            if (flush.IsCompleted)
+            {
+                await flush;
+                return;
+            }
+            _timeouts.Arm(Deadline.Write, FinalReplyTimeout);
+            await WhenFlushedOrExpiredAsync(flush.AsTask());
+            _timeouts.Disarm();
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
@@ -373,9 +421,11 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     /// <summary>
     /// The one place that waits for the client: flushes pending replies first (pipelining), then reads
-    /// with the timeout of the current phase. Shutdown cancels the wait only outside a transaction.
+    /// under the deadline of the current phase, armed on the <see cref="TimeoutControl"/>. A deadline
+    /// that passes throws OperationCanceledException (the control says which one it was); an
+    /// interruption (shutdown, shedding) does so only outside a transaction.
     /// </summary>
-    private async ValueTask<ReadResult> ReadAsync(TimeSpan timeout)
+    private async ValueTask<ReadResult> ReadAsync(Deadline kind, DateTimeOffset due)
     {
         if (!_needMoreInput && _reader.TryRead(out var buffered))
         {
@@ -386,19 +436,35 @@ public sealed partial class SmtpSession : IAsyncDisposable
             _reader.AdvanceTo(buffered.Buffer.Start);
         }
         await FlushAsync();
-        if (!_readCts.TryReset())
-        {
-            _readCts.Dispose();
-            _readCts = new CancellationTokenSource();
-        }
-        if (_shutdownRequested && _transaction is null)
+        if (_timeouts.Interrupted && _transaction is null)
         {
             throw new OperationCanceledException();
         }
-        _readCts.CancelAfter(timeout);
-        var result = await _reader.ReadAsync(_readCts.Token);
-        _needMoreInput = false;
-        return result;
+        _timeouts.ArmUntil(kind, due);
+        try
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync();
+                if (result.IsCanceled && (_timeouts.Expired != Deadline.None || (_timeouts.Interrupted && _transaction is null)))
+                {
+                    // (What the buffer holds is a partial line or partial data: it never completes now.)
+                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    throw new OperationCanceledException();
+                }
+                if (!result.IsCanceled || !result.Buffer.IsEmpty)
+                {
+                    _needMoreInput = false;
+                    return result;
+                }
+                // A cancellation meant for an earlier wait, or an interruption a transaction outlives: wait on.
+                _reader.AdvanceTo(result.Buffer.Start);
+            }
+        }
+        finally
+        {
+            _timeouts.Disarm();
+        }
     }
 
     /// <summary>
@@ -410,31 +476,21 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         // One deadline for the whole line: a client sending a byte now and then (slowloris) does
         // not get a fresh timeout with each byte.
+        // (The control cuts it at Limits.SessionLifetime: an idle client is not kept past it either.)
         var deadline = _ctx.Time.GetUtcNow() + Options.Limits.CommandTimeout;
-        if (deadline > _sessionEnd)
-        {
-            deadline = _sessionEnd; // Limits.SessionLifetime: an idle client is not kept past it either
-        }
         DateTimeOffset? dropStarted = null;
         while (true)
         {
-            TimeSpan timeout;
+            var (kind, due) = (Deadline.Command, deadline);
             if (_engine.InChunk)
             {
                 dropStarted ??= _ctx.Time.GetUtcNow();
-                _readingData = true;
-                timeout = DataReadTimeout(dropStarted.Value, _engine.ChunkRead);
+                (kind, due) = DataDeadline(dropStarted.Value, _engine.ChunkRead);
             }
-            else
-            {
-                var left = deadline - _ctx.Time.GetUtcNow();
-                timeout = left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1);
-            }
-            var result = await ReadAsync(timeout);
+            var result = await ReadAsync(kind, due);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var step = _engine.Next(ref reader);
-            _readingData = false;
             if (step is EngineStep.NeedMore)
             {
                 // Keep what is unread (a partial line), ask for more.
@@ -455,13 +511,30 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone.</summary>
-    private async ValueTask<string?> ReadAuthLineAsync()
+    /// <summary>
+    /// Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone. All the
+    /// lines of one exchange share one deadline, Limits.HandshakeTimeout from the AUTH command, and
+    /// a client that stalls in the middle counts as idle since then: a listener at its cap may shed it.
+    /// </summary>
+    private async ValueTask<string?> ReadAuthLineAsync(DateTimeOffset exchangeStarted)
+    {
+        var exchangeEnd = exchangeStarted + Options.Limits.HandshakeTimeout;
+        Volatile.Write(ref _idleSince, exchangeStarted.UtcTicks);
+        try
+        {
+            return await ReadAuthLineUntilAsync(exchangeEnd);
+        }
+        finally
+        {
+            Volatile.Write(ref _idleSince, 0);
+        }
+    }
+
+    private async ValueTask<string?> ReadAuthLineUntilAsync(DateTimeOffset exchangeEnd)
     {
         while (true)
         {
-            var left = _sessionEnd - _ctx.Time.GetUtcNow();
-            var result = await ReadAsync(left < Options.Limits.CommandTimeout ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : Options.Limits.CommandTimeout);
+            var result = await ReadAsync(Deadline.Handshake, exchangeEnd);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var status = LineReader.TryRead(ref reader, AuthLineLimit, out var line);
@@ -518,6 +591,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
         }
         await _network.DisposeAsync();
-        _readCts.Dispose();
+        _timeouts.Dispose();
     }
 }
