@@ -58,6 +58,7 @@ public sealed class KnownAddresses : IDisposable
     private readonly Dictionary<string, Dictionary<string, DateTimeOffset>> _known = [];
     private bool _dirty;
     private bool _scheduled;
+    private bool _disposed;
     private long _writes;
 
     /// <param name="path">DATA/logins.json (a damaged or missing file is an empty list).</param>
@@ -151,7 +152,7 @@ public sealed class KnownAddresses : IDisposable
             TrimAccount(user);
             TrimAccounts(now, max);
             _dirty = true;
-            if (!_scheduled)
+            if (!_scheduled && !_disposed)
             {
                 _scheduled = true;
                 _timer.Change(WriteDelay, Timeout.InfiniteTimeSpan);
@@ -168,7 +169,15 @@ public sealed class KnownAddresses : IDisposable
         }
     }
 
-    public void Dispose() => _timer.Dispose();
+    /// <summary>Stops the timer (after the stop's <see cref="Flush"/>); a later change stays in memory.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+        _timer.Dispose();
+    }
 
     private Dictionary<string, DateTimeOffset> Clients(string user)
     {
@@ -226,7 +235,7 @@ public sealed class KnownAddresses : IDisposable
             lock (_gate)
             {
                 // A failed write waits for the next change or Flush rather than failing every second.
-                _scheduled = _dirty && written;
+                _scheduled = _dirty && written && !_disposed;
                 if (_scheduled)
                 {
                     _timer.Change(WriteDelay, Timeout.InfiniteTimeSpan);
