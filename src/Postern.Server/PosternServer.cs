@@ -96,7 +96,9 @@ public sealed partial class PosternServer : IAsyncDisposable
             Spool = Spool,
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release")),
-                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time)),
+                // The real fsync, not the durability seam: the tests that make the spool's disk fail must not fail (or hold) this file's writes.
+                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time, () => Accounts.Addresses.Count,
+                    writeFailed: e => Log.KnownAddressesWriteFailed(logger, "logins.json", e))),
             Tls = _certificates.ServerOptions,
             MailAuthDns = mailAuthDns,
             // Made here, once: a failure to make one is a failure to start, never a cached failure of every message.
@@ -231,6 +233,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             }
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
+        Context.AuthFailures.Known.Flush(); // the logins of the last WriteDelay, written at once
         Log.Stopped(_logger, _sessions.Count);
     }
 
@@ -241,6 +244,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             await StopAsync("dispose");
         }
         _certificates.Dispose();
+        Context.AuthFailures.Known.Dispose();
         await Spool.DisposeAsync();
         if (_lock is not null)
         {
