@@ -12,6 +12,11 @@ command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)   # `mail -s` through 
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
+[ -x /usr/sbin/spamd ] || need+=(spamd spamassassin)   # milter peers (Filters/): SpamAssassin's daemon, a private instance on loopback
+[ -x /usr/sbin/spamass-milter ] || need+=(spamass-milter)   # and the milter in front of it, on a unix socket
+[ -x /usr/sbin/opendkim ] || need+=(opendkim)   # OpenDKIM as a signing milter
+[ -x /usr/sbin/opendkim-genkey ] || need+=(opendkim-tools)   # opendkim-genkey makes its test key
+[ -x /usr/bin/rspamd ] || need+=(rspamd)   # rspamd's proxy worker speaks the milter protocol
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
 command -v lintian >/dev/null 2>&1 || need+=(lintian)   # checks the Debian package packaging/build-deb.sh builds
 command -v strip >/dev/null 2>&1 || need+=(binutils)   # build-deb.sh strips libsodium.so
@@ -61,6 +66,13 @@ if ((${#need[@]})); then
     if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now postsrsd >/dev/null 2>&1 || true; fi
     $SUDO service postsrsd stop >/dev/null 2>&1 || true
   fi
+  for milter in spamd spamass-milter opendkim rspamd; do
+    # And the system-wide milters and rspamd: the tests run private ones, each in a temporary folder.
+    if [[ " ${need[*]} " == *" $milter "* ]]; then
+      if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now "$milter" >/dev/null 2>&1 || true; fi
+      $SUDO service "$milter" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1

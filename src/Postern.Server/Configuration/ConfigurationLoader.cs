@@ -325,6 +325,18 @@ public static class ConfigurationLoader
         {
             Check(System.Text.RegularExpressions.Regex.IsMatch(o.Sendmail.TrustedUsers[i] ?? "", @"^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$"), $"Sendmail.TrustedUsers[{i}]", $"'{o.Sendmail.TrustedUsers[i]}' is not a Unix user name");
         }
+        for (var i = 0; i < o.Filters.Milters.Count; i++)
+        {
+            var m = o.Filters.Milters[i];
+            var key = $"Filters.Milters[{i}]";
+            Check(!string.IsNullOrWhiteSpace(m.Name), $"{key}.Name", "is required (the milter's name in logs and the queue entry)");
+            Check(string.IsNullOrWhiteSpace(m.Name) || o.Filters.Milters.Take(i).All(x => !string.Equals(x.Name, m.Name, StringComparison.OrdinalIgnoreCase)), $"{key}.Name", $"'{m.Name}' is the name of another milter");
+            Check(Postern.Server.Filters.Milter.MilterAddress.TryParse(m.Address, out _), $"{key}.Address", $"'{m.Address}' is not unix:/path or inet:host:port (or host:port)");
+            Check(m.ConnectTimeout > TimeSpan.Zero && m.ConnectTimeout <= TimeSpan.FromMinutes(5), $"{key}.ConnectTimeout", "must be between 0 and 5 minutes");
+            Check(m.CommandTimeout > TimeSpan.Zero && m.CommandTimeout <= TimeSpan.FromMinutes(5), $"{key}.CommandTimeout", "must be between 0 and 5 minutes (RFC 5321 §4.5.3.2 gives the client 5 minutes for most replies)");
+            Check(m.ContentTimeout > TimeSpan.Zero && m.ContentTimeout <= TimeSpan.FromMinutes(10), $"{key}.ContentTimeout", "must be between 0 and 10 minutes (RFC 5321 §4.5.3.2.6: the client waits 10 minutes for the reply to the final dot)");
+            Check(Enum.IsDefined(m.DefaultAction), $"{key}.DefaultAction", "must be tempfail or accept");
+        }
         foreach (var (key, targets) in o.Aliases)
         {
             var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;

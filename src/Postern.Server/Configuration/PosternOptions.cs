@@ -36,6 +36,7 @@ public sealed class PosternOptions
     public AccountsOptions Accounts { get; set; } = new();
     public LoggingOptions Logging { get; set; } = new();
     public SendmailOptions Sendmail { get; set; } = new();
+    public FiltersOptions Filters { get; set; } = new();
 
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
@@ -439,4 +440,45 @@ public sealed class SendmailOptions
     /// cannot send as someone else.
     /// </summary>
     public List<string> TrustedUsers { get; set; } = [];
+}
+
+/// <summary>Content filters (issue 13): milters, asked at each SMTP stage (docs/filters.md).</summary>
+public sealed class FiltersOptions
+{
+    /// <summary>The milters, asked in this order at every stage. Default: none (no filtering).</summary>
+    public List<MilterOptions> Milters { get; set; } = [];
+}
+
+/// <summary>One milter (the Sendmail milter protocol, version 6): where it listens, its timeouts, what to do when it is down.</summary>
+public sealed class MilterOptions
+{
+    /// <summary>A name for logs and the queue entry. Required, unique.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Where it listens: unix:/path, inet:host:port (or Sendmail's inet:port@host), or host:port. Required.</summary>
+    public string Address { get; set; } = "";
+
+    /// <summary>Whether it is asked on submission listeners too (e.g. OpenDKIM signing). Default false: mx listeners only.</summary>
+    public bool Submission { get; set; }
+
+    /// <summary>How long connecting may take. Default 30 seconds (Postfix's milter_connect_timeout).</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long it may take to answer connect, HELO, MAIL, RCPT and DATA. Default 30 seconds (Postfix's milter_command_timeout).</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long it may take to answer each header, body chunk and the end of message. Default 5 minutes (Postfix's milter_content_timeout).</summary>
+    public TimeSpan ContentTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>What happens when it is down, times out or breaks the protocol. Default tempfail (Postfix's milter_default_action): no mail passes unfiltered.</summary>
+    public MilterDefaultAction DefaultAction { get; set; } = MilterDefaultAction.Tempfail;
+}
+
+/// <summary>What a session does when a milter is unavailable (Postfix's milter_default_action).</summary>
+public enum MilterDefaultAction
+{
+    /// <summary>451 4.7.1: the client tries again later.</summary>
+    Tempfail,
+    /// <summary>Go on without this milter for the rest of the session.</summary>
+    Accept,
 }

@@ -177,4 +177,17 @@ public static partial class Log
     // Ids 220-239: mail authentication and bounded work per message (issue 12).
     [LoggerMessage(220, LogLevel.Error, "queue_id={queue_id} session={session} ip={ip} reason={reason}", EventName = "mail_auth_error")]
     public static partial void MailAuthError(ILogger logger, string queue_id, string session, string ip, string reason, Exception exception);
+
+    // Ids 300-339: content filters (Filters/, issue 13).
+    [LoggerMessage(300, LogLevel.Warning, "milter={milter} address={address} default_action={default_action} reason={reason}", EventName = "milter_unavailable")]
+    public static partial void MilterUnavailable(ILogger logger, string milter, string address, string default_action, string reason);
+
+    [LoggerMessage(301, LogLevel.Debug, "milter={milter} reason={reason}", EventName = "milter_still_unavailable")]
+    public static partial void MilterStillUnavailable(ILogger logger, string milter, string reason);
+
+    [LoggerMessage(302, LogLevel.Information, "milter={milter} address={address} down_seconds={down_seconds}", EventName = "milter_available")]
+    public static partial void MilterAvailable(ILogger logger, string milter, string address, long down_seconds);
+
+    [LoggerMessage(303, LogLevel.Information, "session={session} milter={milter} stage={stage} verdict={verdict} reply={reply}", EventName = "milter_verdict")]
+    public static partial void MilterVerdict(ILogger logger, string session, string milter, string stage, string verdict, string? reply);
 }

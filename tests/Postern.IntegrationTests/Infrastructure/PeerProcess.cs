@@ -42,11 +42,26 @@ internal sealed class PeerProcess
     /// Starts <paramref name="psi"/> and waits up to 10 s until every endpoint listens; fails the
     /// test when it exits first (with its output, and <paramref name="hint"/>'s words for it).
     /// </summary>
-    public static async Task<PeerProcess> StartAsync(ProcessStartInfo psi, string name, IReadOnlyList<IPEndPoint> endpoints, Func<string, string>? hint = null)
+    public static Task<PeerProcess> StartAsync(ProcessStartInfo psi, string name, IReadOnlyList<IPEndPoint> endpoints, Func<string, string>? hint = null) =>
+        StartAsync(psi, name, () => endpoints.All(Ports.IsListening), $"listen on {string.Join(" and ", endpoints)}", hint);
+
+    /// <summary>
+    /// Starts <paramref name="psi"/> and waits until <paramref name="ready"/> holds (a unix socket
+    /// appears, say), up to <paramref name="timeoutMs"/>; fails the test when it exits first.
+    /// </summary>
+    public static async Task<PeerProcess> StartAsync(ProcessStartInfo psi, string name, Func<bool> ready, string readyMeans, Func<string, string>? hint = null, int timeoutMs = 10_000)
     {
-        var peer = new PeerProcess(psi);
-        var deadline = Environment.TickCount64 + 10_000;
-        while (!endpoints.All(Ports.IsListening))
+        PeerProcess peer;
+        try
+        {
+            peer = new PeerProcess(psi);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new Xunit.Sdk.XunitException($"{psi.FileName} is not installed ({e.Message}); run .ci/run, which installs the test peers");
+        }
+        var deadline = Environment.TickCount64 + timeoutMs;
+        while (!ready())
         {
             if (peer._process.HasExited)
             {
@@ -58,7 +73,7 @@ internal sealed class PeerProcess
             {
                 var output = peer.Output;
                 await peer.StopAsync();
-                throw new TimeoutException($"{name} does not listen on {string.Join(" and ", endpoints)} within 10 s: {output}");
+                throw new TimeoutException($"{name} does not {readyMeans} within {timeoutMs / 1000} s: {output}");
             }
             await Task.Delay(20);
         }
