@@ -337,6 +337,19 @@ public static class ConfigurationLoader
             Check(m.ContentTimeout > TimeSpan.Zero && m.ContentTimeout <= TimeSpan.FromMinutes(10), $"{key}.ContentTimeout", "must be between 0 and 10 minutes (RFC 5321 §4.5.3.2.6: the client waits 10 minutes for the reply to the final dot)");
             Check(Enum.IsDefined(m.DefaultAction), $"{key}.DefaultAction", "must be tempfail or accept");
         }
+        if (!string.IsNullOrEmpty(o.Rspamd.Url))
+        {
+            Check(Uri.TryCreate(o.Rspamd.Url, UriKind.Absolute, out var rspamd) && rspamd.Scheme is "http" or "https" && rspamd.Host.Length > 0 && rspamd.Query.Length == 0,
+                "Rspamd.Url", $"'{o.Rspamd.Url}' is not an http:// or https:// address (e.g. http://127.0.0.1:11333)");
+        }
+        Check(o.Rspamd.Timeout > TimeSpan.Zero && o.Rspamd.Timeout <= TimeSpan.FromMinutes(5), "Rspamd.Timeout", "must be between 0 and 5 minutes");
+        Check(o.Rspamd.MaxMessageSize >= 1024, "Rspamd.MaxMessageSize", "must be at least 1024 octets");
+        Check(Enum.IsDefined(o.Rspamd.Headers), "Rspamd.Headers", "must be all, score or none");
+        foreach (var (id, key) in new[] { (o.Rspamd.SettingsIdMx, "Rspamd.SettingsIdMx"), (o.Rspamd.SettingsIdSubmission, "Rspamd.SettingsIdSubmission") })
+        {
+            // Sent as an HTTP header value: a name from rspamd's settings, nothing that could end the line.
+            Check(string.IsNullOrEmpty(id) || System.Text.RegularExpressions.Regex.IsMatch(id, "^[A-Za-z0-9_.-]{1,64}$"), key, $"'{id}' is not a settings id (letters, digits, '_', '.', '-'; at most 64)");
+        }
         foreach (var (key, targets) in o.Aliases)
         {
             var ok = Postern.Protocol.Addresses.AddressParser.TryParseMailbox(key, true, out _) == Postern.Protocol.Addresses.AddressError.None;

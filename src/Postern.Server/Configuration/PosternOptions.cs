@@ -38,6 +38,9 @@ public sealed class PosternOptions
     public SendmailOptions Sendmail { get; set; } = new();
     public FiltersOptions Filters { get; set; } = new();
 
+    /// <summary>rspamd over its HTTP protocol at the end of DATA (docs/filters-rspamd.md). Default: off (no Url).</summary>
+    public RspamdOptions Rspamd { get; set; } = new();
+
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
