@@ -12,6 +12,7 @@ command -v bsd-mailx >/dev/null 2>&1 || need+=(bsd-mailx)   # `mail -s` through 
 [ -x /usr/sbin/postfix ] || need+=(postfix)   # private instances on loopback receive what Postern delivers
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)   # private instances on loopback send Postern the PROXY protocol
 [ -x /usr/sbin/postsrsd ] || need+=(postsrsd)   # SRS peer: reverses what Postern rewrites and the other way round
+[ -x /usr/bin/rspamd ] || need+=(rspamd)   # private instances on loopback scan messages over rspamd's HTTP protocol (Filters/Rspamd)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks contrib/postern.service
 command -v lintian >/dev/null 2>&1 || need+=(lintian)   # checks the Debian package packaging/build-deb.sh builds
 command -v strip >/dev/null 2>&1 || need+=(binutils)   # build-deb.sh strips libsodium.so
