@@ -19,10 +19,15 @@ public readonly record struct RspamdSymbol(string Name, double Score);
 
 /// <summary>
 /// A header field rspamd asks to add (<c>milter.add_headers</c>, or the top-level
-/// <c>dkim-signature</c>). <see cref="Order"/> is rspamd's position: 0 (or none) appends, N inserts
-/// as the Nth field from the top, as libmilter's smfi_insheader.
+/// <c>dkim-signature</c>). <see cref="Order"/> is rspamd's position (its lua_mime.modify_headers):
+/// -1, or none given, appends at the end of the header section; N (0 or more) inserts it before the
+/// field at 0-based index N, so 0 is the top, as libmilter's smfi_insheader.
 /// </summary>
-public readonly record struct RspamdHeaderField(string Name, string Value, int Order = 0);
+public readonly record struct RspamdHeaderField(string Name, string Value, int Order = RspamdHeaderField.Append)
+{
+    /// <summary>rspamd's order for "at the end".</summary>
+    public const int Append = -1;
+}
 
 /// <summary>
 /// A header field rspamd asks to remove (<c>milter.remove_headers</c>): <see cref="Index"/> 0
@@ -170,12 +175,12 @@ public sealed record RspamdReply(
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
-                Add(name, value.GetString()!, 0, into);
+                Add(name, value.GetString()!, RspamdHeaderField.Append, into);
                 break;
             case JsonValueKind.Object:
                 if (String(value, "value") is { } v)
                 {
-                    var order = value.TryGetProperty("order", out var o) && o.ValueKind == JsonValueKind.Number && o.TryGetInt32(out var n) ? n : 0;
+                    var order = value.TryGetProperty("order", out var o) && o.ValueKind == JsonValueKind.Number && o.TryGetInt32(out var n) && n >= 0 ? n : RspamdHeaderField.Append;
                     Add(name, v, order, into);
                 }
                 break;

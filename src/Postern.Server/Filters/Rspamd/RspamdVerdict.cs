@@ -62,7 +62,7 @@ public sealed record RspamdVerdict
     /// <summary>The reply instead of 250, or null to accept.</summary>
     public SmtpReply? Reply { get; init; }
 
-    /// <summary>Header fields to append (Order 0) or insert (Order N: as the Nth from the top). Values are folded with CRLF + tab, never a bare CR or LF; write <c>Name: Value CRLF</c>.</summary>
+    /// <summary>Header fields to append (Order -1) or insert before the field at 0-based index Order (0: the top), in this order. Values are folded with CRLF + tab, never a bare CR or LF; write <c>Name: Value CRLF</c>.</summary>
     public IReadOnlyList<RspamdHeaderField> AddHeaders { get; init; } = [];
 
     /// <summary>Header fields to remove before adding (a sender's forged X-Spam-* among them).</summary>

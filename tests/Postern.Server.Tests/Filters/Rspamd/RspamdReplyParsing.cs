@@ -61,6 +61,7 @@ public sealed class RspamdReplyParsing
              "milter":{"add_headers":{
                  "X-Spamd-Bar":"+++++++",
                  "X-Spamd-Result":{"value":"default: False [7.00 / 15.00]","order":0},
+                 "X-Rspamd-Queue-Id":{"value":"QID42","order":-1},
                  "X-Rspamd-Server":{"value":"mx1","order":1},
                  "ARC-Seal":[{"value":"i=1; a=rsa-sha256","order":1},"i=2; a=rsa-sha256"]},
                "remove_headers":{"X-Spam":0,"X-Old":1,"X-Last":-1}}}
@@ -68,7 +69,8 @@ public sealed class RspamdReplyParsing
         Assert.Equal(
             [
                 new RspamdHeaderField("X-Spamd-Bar", "+++++++"),
-                new RspamdHeaderField("X-Spamd-Result", "default: False [7.00 / 15.00]"),
+                new RspamdHeaderField("X-Spamd-Result", "default: False [7.00 / 15.00]", 0),
+                new RspamdHeaderField("X-Rspamd-Queue-Id", "QID42", RspamdHeaderField.Append),
                 new RspamdHeaderField("X-Rspamd-Server", "mx1", 1),
                 new RspamdHeaderField("ARC-Seal", "i=1; a=rsa-sha256", 1),
                 new RspamdHeaderField("ARC-Seal", "i=2; a=rsa-sha256"),
