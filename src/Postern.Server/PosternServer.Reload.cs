@@ -125,8 +125,8 @@ public sealed partial class PosternServer
             ? previous.DnsblMaker
             : new Lazy<Limits.Dnsbl>(() => new Limits.Dnsbl(options.Dnsbl, options.Dns, _logger, _time));
         IRemoteDelivery remote = options.Relay.Smarthost is { } smarthost
-            ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), _resolver, _outbound, _time)
-            : new DomainDelivery(_resolver, _outbound, options.Delivery.RemotePort, _time);
+            ? new SmarthostDelivery(smarthost, options.ResolvePath(smarthost.PasswordFile ?? ""), _resolver, _outbound)
+            : new DomainDelivery(_resolver, _outbound, options.Delivery.RemotePort);
         return new ServerConfiguration(options, generation, _options.Listeners, dnsbl, remote);
     }
 

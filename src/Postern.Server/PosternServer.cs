@@ -8,6 +8,7 @@ using Postern.Server.Listening;
 using Postern.Server.Logging;
 using Postern.Server.Queue;
 using Postern.Server.Smtp;
+using Postern.Server.Storage;
 
 namespace Postern.Server;
 
@@ -83,7 +84,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             trusted: ip => InForce().IsTrusted(ip));
         var first = Configure(options, 1, previous: null);
         // Delivery.Lmtp: local mail goes to the LMTP server (Dovecot: Sieve, quotas) instead of the Maildir.
-        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname, _time) : null;
+        var lmtp = options.Delivery.Lmtp is { } lmtpEndpoint ? new LmtpDelivery(lmtpEndpoint, options.Hostname) : null;
         Runner = new QueueRunner(Spool, AddressBook, maildir, first.Remote, bounces, options.Delivery, logger, _time, Control, lmtp) { Configuration = InForce };
         _certificates = new CertificateReloader(options, logger, _time);
         Pickup = OperatingSystem.IsLinux() ? new Pickup(options.DataDirectory, () => InForce().Options, Spool, AddressBook, logger, _time, m => Runner.Enqueue(m.Id, m)) : null;
@@ -97,7 +98,9 @@ public sealed partial class PosternServer : IAsyncDisposable
             Spool = Spool,
             AddressBook = AddressBook,
             AuthFailures = new AuthFailures(_time, () => InForce().Options.Accounts, new BanList(Path.Combine(options.DataDirectory, "bans.json"), _time, b => Log.BanReleased(logger, b.Key, "postern bans release")),
-                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time)),
+                // The real fsync, not the durability seam: the tests that make the spool's disk fail must not fail (or hold) this file's writes.
+                new KnownAddresses(Path.Combine(options.DataDirectory, "logins.json"), _time, () => Accounts.Addresses.Count,
+                    writeFailed: e => Log.KnownAddressesWriteFailed(logger, "logins.json", e))),
             Tls = _certificates.ServerOptions,
             MailAuthDns = mailAuthDns,
             // Made here, once: a failure to make one is a failure to start, never a cached failure of every message.
@@ -236,6 +239,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             }
         }
         await _outbound.DisposeAsync(); // QUIT to the connections kept for reuse
+        Context.AuthFailures.Known.Flush(); // the logins of the last WriteDelay, written at once
         Log.Stopped(_logger, _sessions.Count);
     }
 
@@ -246,6 +250,7 @@ public sealed partial class PosternServer : IAsyncDisposable
             await StopAsync("dispose");
         }
         _certificates.Dispose();
+        Context.AuthFailures.Known.Dispose();
         await Spool.DisposeAsync();
         if (_lock is not null)
         {

@@ -61,6 +61,7 @@ public sealed class AuthAttemptReservations : IDisposable
             failures.Begin(Ip(60 + i), "bob@example.test").Failed();
         }
         Assert.NotNull(failures.Bans.Active("user:bob@example.test"));
+        _time.Advance(KnownAddresses.WriteDelay); // the login is written once the delay has passed
         var restarted = NewFailures();
         Assert.Equal(AuthFailures.Verdict.Check, restarted.Begin(Ip(50), "bob@example.test").Verdict);
         Assert.Equal(AuthFailures.Verdict.AccountLocked, restarted.Begin(Ip(70), "bob@example.test").Verdict);

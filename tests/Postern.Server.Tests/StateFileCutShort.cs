@@ -21,7 +21,7 @@ public sealed class StateFileCutShort
             File.WriteAllBytes(spool.StatePath(id), bytes);
             var whole = spool.ReadState(id)!;
             Assert.Equal(["alice@example.test", "dave@dead.test"], whole.Recipients.Select(r => r.Address));
-            Assert.Equal("delivered", whole.Recipients[0].Status);
+            Assert.Equal(RecipientStatus.Delivered, whole.Recipients[0].Status);
             for (var n = 0; n < bytes.Length; n++)
             {
                 File.WriteAllBytes(spool.StatePath(id), bytes[..n]);

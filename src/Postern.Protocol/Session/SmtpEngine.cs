@@ -70,8 +70,14 @@ public sealed class SmtpEngine(string postmasterDomain, int maxJunkCommands)
     /// <summary>Junk commands (and refusals) since the last accepted message.</summary>
     public int Junk { get; private set; }
 
-    /// <summary>Over <c>maxJunkCommands</c>: the driver closes with 421 4.7.0.</summary>
-    public bool JunkOverLimit => Junk > maxJunkCommands;
+    /// <summary>The domain whose postmaster RCPT TO:&lt;postmaster&gt; means; the driver sets it again when a reload changes the domains.</summary>
+    public string PostmasterDomain { get; set; } = postmasterDomain;
+
+    /// <summary>The junk-command limit (Limits.MaxJunkCommands); the driver sets it again when a reload changes it.</summary>
+    public int MaxJunkCommands { get; set; } = maxJunkCommands;
+
+    /// <summary>Over <see cref="MaxJunkCommands"/>: the driver closes with 421 4.7.0.</summary>
+    public bool JunkOverLimit => Junk > MaxJunkCommands;
 
     /// <summary>The listener requires TLS and the session has none yet (RFC 6409 §4.3): the table's TLS-first flags apply.</summary>
     public bool TlsRequiredButMissing { get; set; }
@@ -130,7 +136,7 @@ public sealed class SmtpEngine(string postmasterDomain, int maxJunkCommands)
         {
             return Refused(Verb.Unknown, Reply.NonSmtpInput, EngineRefusal.NonSmtp, true);
         }
-        var command = CommandParser.Parse(line, postmasterDomain);
+        var command = CommandParser.Parse(line, PostmasterDomain);
         return Decide(command, ref input);
     }
 
@@ -139,7 +145,7 @@ public sealed class SmtpEngine(string postmasterDomain, int maxJunkCommands)
         var verb = command.Verb;
         if (CommandTable.IsJunk(verb))
         {
-            if (Junk >= maxJunkCommands)
+            if (Junk >= MaxJunkCommands)
             {
                 Junk++;
                 return new EngineStep.Refuse(verb, Reply.TooManyJunkCommands, EngineRefusal.JunkCommands, true);

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Accounts;
 

@@ -275,6 +275,7 @@ public static class ConfigurationLoader
         Check(o.Limits.MaxConnectionsSubmission >= 1, "Limits.MaxConnectionsSubmission", "must be at least 1");
         Check(o.Limits.MaxConnectionsPerIp >= 1, "Limits.MaxConnectionsPerIp", "must be at least 1");
         Check(o.Limits.CommandTimeout > TimeSpan.Zero, "Limits.CommandTimeout", "must be positive");
+        Check(o.Limits.HandshakeTimeout > TimeSpan.Zero, "Limits.HandshakeTimeout", "must be positive");
         Check(o.Limits.DataTimeout > TimeSpan.Zero, "Limits.DataTimeout", "must be positive");
         Check(o.Limits.MinDataRate >= 0, "Limits.MinDataRate", "must be 0 (none) or more");
         Check(o.Limits.MaxHeaderSize >= 1024, "Limits.MaxHeaderSize", "must be at least 1024 octets");
@@ -335,6 +336,19 @@ public static class ConfigurationLoader
             Check(m.CommandTimeout > TimeSpan.Zero && m.CommandTimeout <= TimeSpan.FromMinutes(5), $"{key}.CommandTimeout", "must be between 0 and 5 minutes (RFC 5321 §4.5.3.2 gives the client 5 minutes for most replies)");
             Check(m.ContentTimeout > TimeSpan.Zero && m.ContentTimeout <= TimeSpan.FromMinutes(10), $"{key}.ContentTimeout", "must be between 0 and 10 minutes (RFC 5321 §4.5.3.2.6: the client waits 10 minutes for the reply to the final dot)");
             Check(Enum.IsDefined(m.DefaultAction), $"{key}.DefaultAction", "must be tempfail or accept");
+        }
+        if (!string.IsNullOrEmpty(o.Rspamd.Url))
+        {
+            Check(Uri.TryCreate(o.Rspamd.Url, UriKind.Absolute, out var rspamd) && rspamd.Scheme is "http" or "https" && rspamd.Host.Length > 0 && rspamd.Query.Length == 0,
+                "Rspamd.Url", $"'{o.Rspamd.Url}' is not an http:// or https:// address (e.g. http://127.0.0.1:11333)");
+        }
+        Check(o.Rspamd.Timeout > TimeSpan.Zero && o.Rspamd.Timeout <= TimeSpan.FromMinutes(5), "Rspamd.Timeout", "must be between 0 and 5 minutes");
+        Check(o.Rspamd.MaxMessageSize >= 1024, "Rspamd.MaxMessageSize", "must be at least 1024 octets");
+        Check(Enum.IsDefined(o.Rspamd.Headers), "Rspamd.Headers", "must be all, score or none");
+        foreach (var (id, key) in new[] { (o.Rspamd.SettingsIdMx, "Rspamd.SettingsIdMx"), (o.Rspamd.SettingsIdSubmission, "Rspamd.SettingsIdSubmission") })
+        {
+            // Sent as an HTTP header value: a name from rspamd's settings, nothing that could end the line.
+            Check(string.IsNullOrEmpty(id) || System.Text.RegularExpressions.Regex.IsMatch(id, "^[A-Za-z0-9_.-]{1,64}$"), key, $"'{id}' is not a settings id (letters, digits, '_', '.', '-'; at most 64)");
         }
         foreach (var (key, targets) in o.Aliases)
         {

@@ -38,6 +38,9 @@ public sealed class PosternOptions
     public SendmailOptions Sendmail { get; set; } = new();
     public FiltersOptions Filters { get; set; } = new();
 
+    /// <summary>rspamd over its HTTP protocol at the end of DATA (docs/filters-rspamd.md). Default: off (no Url).</summary>
+    public RspamdOptions Rspamd { get; set; } = new();
+
     /// <summary>Address → list of targets (local accounts or remote addresses). Default: none.</summary>
     public Dictionary<string, List<string>> Aliases { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -173,7 +176,7 @@ public sealed class DeliveryOptions
     /// <summary>Deliveries to one destination domain (or to the smarthost) at once. Default 20 (as Postfix's default_destination_concurrency_limit).</summary>
     public int DestinationConcurrency { get; set; } = 20;
 
-    /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt. Default 5 minutes.</summary>
+    /// <summary>Wait before the first retry of a deferred recipient; it doubles with each attempt, less a jitter of up to a fifth (Delivery/RetrySchedule). Default 5 minutes.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The longest wait between two attempts. Default 4 hours.</summary>
@@ -322,6 +325,13 @@ public sealed class LimitsOptions
 
     /// <summary>Waiting for a command. Default 5 minutes (RFC 5321 §4.5.3.2.7).</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// A whole TLS handshake (STARTTLS, or port 465's), and all the lines of one AUTH exchange
+    /// together. Default 30 seconds: a real client needs milliseconds; a client that stalls in the
+    /// middle would otherwise hold a submission slot for CommandTimeout each time (issue 12).
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Waiting for the next block of message data. Default 3 minutes (RFC 5321 §4.5.3.2.6).</summary>
     public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(3);

@@ -12,8 +12,12 @@ public abstract record DeliveryOutcome
     /// <param name="Detail">Where it went (mailbox file, or host and TLS).</param>
     /// <param name="PeerHandlesDsn">The receiving server offered DSN and was given NOTIFY, so success reports are its job.</param>
     public sealed record Delivered(string Detail, bool PeerHandlesDsn = false) : DeliveryOutcome;
-    public sealed record Deferred(string Reason, DateTimeOffset RetryAt) : DeliveryOutcome
+    /// <param name="Reason">The reply or the trouble, in words.</param>
+    public sealed record Deferred(string Reason) : DeliveryOutcome
     {
+        /// <summary>When the queue tries it again: set by the queue from <see cref="RetrySchedule"/> (transports leave it null); null on a recipient also means "as soon as the message is taken".</summary>
+        public DateTimeOffset? RetryAt { get; init; }
+
         /// <summary>
         /// The server refused a new connection at its greeting (421): it takes no more connections
         /// from us at once. Worth another try as soon as one of ours to it closes, not after a backoff.

@@ -8,13 +8,11 @@ namespace Postern.Server.Delivery;
 /// temporary refusal of the whole transaction, and stopping at the first server that gives a
 /// definite answer for each recipient. DNS trouble defers; a null MX bounces with 556 5.1.10.
 /// </summary>
-public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int remotePort, TimeProvider time) : IRemoteDelivery
+public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int remotePort) : IRemoteDelivery
 {
     public string Transport => "smtp";
 
     public string Destination(string domain) => domain;
-
-    private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
 
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
         SpooledMessage message, string domain, IReadOnlyList<string> recipients, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
@@ -28,7 +26,7 @@ public sealed class DomainDelivery(MxResolver mx, SmtpDeliveryClient client, int
             case MxResolution.NoSuchDomain n:
                 return All(new DeliveryOutcome.Bounced($"550 5.1.2 {n.Reason}"));
             case MxResolution.Temporary t:
-                return All(new DeliveryOutcome.Deferred($"DNS: {t.Reason}", time.GetUtcNow() + RetryAfter));
+                return All(new DeliveryOutcome.Deferred($"DNS: {t.Reason}"));
         }
         var hosts = ((MxResolution.Hosts)resolution).List;
         var pending = recipients.ToList();

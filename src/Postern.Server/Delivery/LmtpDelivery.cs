@@ -21,14 +21,12 @@ public sealed class LmtpDelivery
     private const int MaxLine = 4096;
     private readonly EndPoint _endpoint;
     private readonly string _hostname;
-    private readonly TimeProvider _time;
     private readonly TimeSpan _timeout;
 
     /// <param name="endpoint">Delivery.Lmtp: unix:/path, /path or host:port.</param>
     /// <param name="hostname">The LHLO name.</param>
-    /// <param name="time">The clock (retry times).</param>
     /// <param name="timeout">For the connection and for each reply (the one after DATA's dot too).</param>
-    public LmtpDelivery(string endpoint, string hostname, TimeProvider time, TimeSpan? timeout = null)
+    public LmtpDelivery(string endpoint, string hostname, TimeSpan? timeout = null)
     {
         if (!TryParseEndpoint(endpoint, out var parsed))
         {
@@ -36,7 +34,6 @@ public sealed class LmtpDelivery
         }
         _endpoint = parsed!;
         _hostname = hostname;
-        _time = time;
         _timeout = timeout ?? TimeSpan.FromMinutes(5);
         Relay = parsed is UnixDomainSocketEndPoint ? endpoint.StartsWith("unix:", StringComparison.Ordinal) ? endpoint[5..] : endpoint : endpoint;
     }
@@ -76,12 +73,11 @@ public sealed class LmtpDelivery
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
         SpooledMessage message, IReadOnlyList<string> recipients, string? header, CancellationToken cancellationToken = default)
     {
-        var retryAt = _time.GetUtcNow() + SmtpDeliveryClient.RetryAfter;
         var via = Via();
         var outcomes = new DeliveryOutcome?[recipients.Count];
         List<(string, DeliveryOutcome)> Result(DeliveryOutcome rest) =>
             recipients.Select((r, i) => (r, (outcomes[i] ?? rest) with { Via = via })).ToList();
-        DeliveryOutcome Reply(Reply reply) => SmtpDeliveryClient.Outcome(reply.Code, reply.Text, retryAt);
+        DeliveryOutcome Reply(Reply reply) => SmtpDeliveryClient.Outcome(reply.Code, reply.Text);
 
         using var socket = new Socket(_endpoint.AddressFamily == AddressFamily.Unspecified ? AddressFamily.InterNetwork : _endpoint.AddressFamily,
             SocketType.Stream, _endpoint is UnixDomainSocketEndPoint ? ProtocolType.Unspecified : ProtocolType.Tcp);
@@ -97,7 +93,7 @@ public sealed class LmtpDelivery
             var why = e is OperationCanceledException ? $"no connection within {_timeout.TotalSeconds:0} s"
                 : _endpoint is UnixDomainSocketEndPoint && !File.Exists(Relay) ? "no such socket (is the LMTP server running, and is this its path?)"
                 : e.Message;
-            return Result(new DeliveryOutcome.Deferred($"cannot connect to the LMTP server {Relay} (Delivery.Lmtp): {why}", retryAt));
+            return Result(new DeliveryOutcome.Deferred($"cannot connect to the LMTP server {Relay} (Delivery.Lmtp): {why}"));
         }
         await using var stream = new NetworkStream(socket, ownsSocket: false);
         var session = new Session(stream, this, cancellationToken);
@@ -106,12 +102,12 @@ public sealed class LmtpDelivery
             var greeting = await session.ReadAsync().ConfigureAwait(false);
             if (greeting.Code != 220)
             {
-                return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp) greeted with {greeting}", retryAt));
+                return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp) greeted with {greeting}"));
             }
             var lhlo = await session.CommandAsync($"LHLO {_hostname}").ConfigureAwait(false);
             if (lhlo.Code != 250)
             {
-                return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp) refused LHLO: {lhlo}", retryAt));
+                return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp) refused LHLO: {lhlo}"));
             }
             var offers = lhlo.Lines.Skip(1).Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(w => w.Length > 0)
                 .ToDictionary(w => w[0].ToUpperInvariant(), w => w.Skip(1).ToArray(), StringComparer.Ordinal);
@@ -158,7 +154,7 @@ public sealed class LmtpDelivery
             if (accepted.Count == 0)
             {
                 await session.QuitAsync().ConfigureAwait(false);
-                return Result(new DeliveryOutcome.Deferred("no recipient accepted", retryAt));
+                return Result(new DeliveryOutcome.Deferred("no recipient accepted"));
             }
             var data = await session.CommandAsync("DATA").ConfigureAwait(false);
             if (data.Code != 354)
@@ -178,13 +174,13 @@ public sealed class LmtpDelivery
                     : Reply(reply);
             }
             await session.QuitAsync().ConfigureAwait(false);
-            return Result(new DeliveryOutcome.Deferred("no reply", retryAt));
+            return Result(new DeliveryOutcome.Deferred("no reply"));
         }
         catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
             // Those the server has already answered keep their outcome; the others wait for a retry.
             var why = e is OperationCanceledException ? $"no reply within {_timeout.TotalSeconds:0} s" : SmtpDeliveryClient.FirstLine(e.Message);
-            return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp): {why}", retryAt));
+            return Result(new DeliveryOutcome.Deferred($"LMTP server {Relay} (Delivery.Lmtp): {why}"));
         }
     }
 

@@ -1,5 +1,5 @@
 using System.Text;
-using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Delivery;
 

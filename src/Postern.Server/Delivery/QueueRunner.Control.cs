@@ -29,36 +29,21 @@ public sealed partial class QueueRunner
             return new ControlReply("failed", $"'{request.Id}' is not a queue id", Ok: false);
         }
         var id = new QueueId(request.Id);
-        ControlReply reply;
-        if (!File.Exists(spool.MessagePath(id)))
+        // hold, release, delete: the files, at once. The pass asked for after a release or a delete
+        // delivers the message, or (deleted) removes a state file a worker busy with it wrote meanwhile.
+        var reply = QueueActions.OnFiles(spool, control, id, request.Action, AppliedBy.Server);
+        if (reply is not null)
         {
-            control.Release(id);
-            reply = ControlReply.NotFound(id.Value);
+            if (request.Action is "release" or "delete" && reply.Result != "not_found")
+            {
+                EnqueueRetry(id); // even when it was not held: a look costs little
+            }
+            if (reply.Result == "deleted")
+            {
+                Log.Removed(logger, id.Value, "deleted");
+            }
         }
-        else if (request.Action == "hold")
-        {
-            reply = control.Hold(id)
-                ? new ControlReply("held", $"{id} is on hold: it is not delivered until `postern queue release {id}`")
-                : new ControlReply("already_held", $"{id} was already on hold");
-        }
-        else if (request.Action == "release")
-        {
-            var released = control.Release(id);
-            EnqueueRetry(id); // even when it was not held: a look costs little
-            reply = released ? new ControlReply("released", $"{id} is released and goes back to delivery now") : new ControlReply("not_held", $"{id} was not on hold");
-        }
-        else if (request.Action == "delete")
-        {
-            // At once, even under a worker busy with it (an attempt can take minutes): the worker
-            // checks that the file is still there before it writes a state or a report, and the pass
-            // asked for here removes a state file it wrote in the meantime.
-            spool.Remove(id);
-            control.Release(id);
-            EnqueueRetry(id);
-            Log.Removed(logger, id.Value, "deleted");
-            reply = new ControlReply("deleted", $"{id} is deleted");
-        }
-        else if (request.Action is "retry" or "bounce")
+        else
         {
             var done = Place(id, request.Action);
             try
@@ -74,10 +59,6 @@ public sealed partial class QueueRunner
             {
                 reply = new ControlReply("failed", "the server is stopping; try again once it runs (or while it is stopped)", Ok: false);
             }
-        }
-        else
-        {
-            reply = new ControlReply("failed", $"unknown action '{request.Action}'", Ok: false);
         }
         Log.QueueControl(logger, id.Value, request.Action, reply.Result, reply.Detail);
         return reply;
@@ -97,7 +78,7 @@ public sealed partial class QueueRunner
             _ = Place(id, "flush"); // (each logged by its worker)
             n++;
         }
-        return new ControlReply("retrying", $"{n} message(s) are being tried now" + (held > 0 ? $"; {held} on hold left alone" : "")) { Messages = n };
+        return QueueActions.Flushed(n, held, AppliedBy.Server);
     }
 
     /// <summary>Leaves an order for the worker that takes <paramref name="id"/> next, and asks for a pass.</summary>
@@ -124,20 +105,16 @@ public sealed partial class QueueRunner
         }
     }
 
-    /// <summary>Applies retry and bounce to the state just read; the state is written at once, so a bounce survives a crash.</summary>
+    /// <summary>Applies retry and bounce (<see cref="QueueActions.OnState"/>) to the state just read; the state is written at once, so a bounce survives a crash.</summary>
     private bool ApplyOrder(SpooledMessage message, DeliveryState state, Order order, DateTimeOffset now)
     {
         var id = message.Id;
-        if (order.Bounce)
+        var change = QueueActions.OnState(order.Action, message, state, AppliedBy.Server);
+        order.Reply = change.Reply;
+        if (change.Bounced.Count > 0)
         {
-            var bounced = QueueControl.Bounce(state);
-            if (bounced.Count == 0)
-            {
-                order.Reply = new ControlReply("nothing_to_bounce", $"every recipient of {id} is already delivered or bounced", Ok: false);
-                return false;
-            }
             var delay = Math.Round((now - message.Envelope.Received).TotalSeconds, 3);
-            foreach (var r in bounced)
+            foreach (var r in change.Bounced)
             {
                 Log.Delivery(logger, id.Value, r.Address, r.Original ?? r.Address, "admin", "-", "-", 0, "-", "bounced", delay, r.Detail ?? "");
             }
@@ -146,15 +123,15 @@ public sealed partial class QueueRunner
                 spool.WriteState(id, state); // (not for a message deleted meanwhile)
             }
             control?.Release(id); // it leaves the queue as soon as the sender is told
-            order.Bounced = bounced.Count;
-            order.Reply = new ControlReply("bounced", $"{bounced.Count} recipient(s) of {id} bounced; the bounce goes to {QueueControl.Sender(message.Envelope)}");
+            order.Bounced = change.Bounced.Count;
             return true;
         }
-        var due = QueueControl.MakeDue(state);
-        order.Reply = new ControlReply("retrying", due > 0 ? $"{id} is being tried now ({due} deferred recipient(s) made due)" : $"{id} is being tried now");
-        // A retry is answered at once: the attempt itself may take minutes.
-        order.Finish(logger);
-        return due > 0;
+        if (!order.Bounce)
+        {
+            // A retry is answered at once: the attempt itself may take minutes.
+            order.Finish(logger);
+        }
+        return change.Changed;
     }
 
     /// <summary>What the bounce reply says once the notifications of the pass are queued.</summary>

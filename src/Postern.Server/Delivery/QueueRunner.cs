@@ -29,7 +29,6 @@ namespace Postern.Server.Delivery;
 public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Maildir maildir, IRemoteDelivery? startRemote, BounceWriter? bounces,
     Configuration.DeliveryOptions startOptions, ILogger logger, TimeProvider time, QueueControl? control = null, LmtpDelivery? lmtp = null)
 {
-    private static readonly TimeSpan RetryDelay = TimeSpan.FromMinutes(1);
     private readonly int workers = startOptions.LocalConcurrency + startOptions.RemoteConcurrency;
     private readonly DestinationLimiter _destinations = new(startOptions.DestinationConcurrency, time);
 
@@ -46,9 +45,18 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     /// <summary>Asks for a delivery pass of mail that has been tried before (retries, recovery, flush).</summary>
     public void EnqueueRetry(QueueId id) => _retries.Writer.TryWrite((id, null));
 
+    private RetrySchedule? _schedule;
+    private object? _scheduleMade;
+
+    /// <summary>When each deferred message comes back (one timer for all of them); made at first use, as it calls <see cref="EnqueueRetry"/>.</summary>
+    internal RetrySchedule Schedule => LazyInitializer.EnsureInitialized(ref _schedule, ref _scheduleMade, () => new RetrySchedule(time, EnqueueRetry));
+
     /// <summary>Runs the workers until <paramref name="stop"/> fires and the channel is drained of started work.</summary>
-    public Task RunAsync(CancellationToken stop) =>
-        Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => WorkerAsync(stop), CancellationToken.None)));
+    public async Task RunAsync(CancellationToken stop)
+    {
+        await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(() => WorkerAsync(stop), CancellationToken.None))).ConfigureAwait(false);
+        Schedule.Dispose(); // no wake-ups for a runner that stopped
+    }
 
     /// <summary>Queues every committed message found on disk (start-up recovery).</summary>
     public int Recover()
@@ -101,7 +109,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             {
                 // A worker must outlive any one message: log it, keep the message, try later.
                 Log.DeliveryError(logger, id.Value, e.Message, e);
-                _ = RetryLaterAsync(id, time.GetUtcNow() + RetryDelay);
+                Schedule.Wake(id, RetrySchedule.Short(id, time.GetUtcNow()));
             }
             finally
             {
@@ -199,7 +207,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         for (var i = 0; i < state.Recipients.Count; i++)
         {
             var r = state.Recipients[i];
-            if (r.Status is "delivered" or "bounced" || (!r.Local && !discard) || (lmtp is not null && !discard))
+            if (r.Status.IsFinal() || (!r.Local && !discard) || (lmtp is not null && !discard))
             {
                 continue;
             }
@@ -216,17 +224,17 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         if (bounces is not null && File.Exists(message.Path))
         {
             var failed = new List<SpooledMessage>();
-            changed |= await NotifyAsync(message, state, r => r.Status == "bounced" && !r.Notified, _ => DsnAction.Failed, r => r.Notified = true, failed).ConfigureAwait(false);
+            changed |= await NotifyAsync(message, state, r => r.Status == RecipientStatus.Bounced && !r.Notified, _ => DsnAction.Failed, r => r.Notified = true, failed).ConfigureAwait(false);
             if (order is not null)
             {
                 NoteBounceSent(order, message, failed);
             }
-            changed |= await NotifyAsync(message, state, r => r.Status == "delivered" && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
+            changed |= await NotifyAsync(message, state, r => r.Status == RecipientStatus.Delivered && !r.Notified, r => r.Local || !r.PeerHandlesDsn ? (r.Local ? DsnAction.Delivered : DsnAction.Relayed) : null, r => r.Notified = true).ConfigureAwait(false);
             var late = time.GetUtcNow() - message.Envelope.Received >= options.DelayWarningAfter;
-            changed |= late && await NotifyAsync(message, state, r => r.Status == "deferred" && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
+            changed |= late && await NotifyAsync(message, state, r => r.Status == RecipientStatus.Deferred && !r.Warned, DsnAction.Delayed, r => r.Warned = true).ConfigureAwait(false);
         }
         // Done when every recipient is delivered or bounced and its sender told.
-        if (state.Recipients.All(r => r.Status is "delivered" or "bounced" && r.Notified))
+        if (state.Recipients.All(r => r.Status.IsFinal() && r.Notified))
         {
             spool.Remove(id);
             control?.Release(id);
@@ -238,12 +246,12 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             // (A message deleted meanwhile by `queue delete` gets no new state file.)
             spool.WriteState(id, state);
         }
-        var next = state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
+        var next = state.Recipients.Where(r => r.Status == RecipientStatus.Deferred && r.NextAttempt is not null).Select(r => r.NextAttempt!.Value).DefaultIfEmpty().Min();
         if (next != default)
         {
-            _ = RetryLaterAsync(id, next);
+            Schedule.Wake(id, next);
         }
-        var waiting = state.Recipients.Count(r => !r.Local && r.Status is "pending" or "deferred");
+        var waiting = state.Recipients.Count(r => !r.Local && r.Status.IsWaiting());
         if (waiting > 0 && changed)
         {
             Log.QueuedRemote(logger, id.Value, waiting);
@@ -274,37 +282,13 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     }
 
     /// <summary>
-    /// Queues the message again at <paramref name="due"/>. The clock is read again after the timer
-    /// is set: when it moved past <paramref name="due"/> in between (an injected clock advanced by a
-    /// test, or a long pause of the process), the retry is queued at once instead of a whole delay late.
-    /// </summary>
-    private async Task RetryLaterAsync(QueueId id, DateTimeOffset due)
-    {
-        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var wait = due - time.GetUtcNow();
-        if (wait > TimeSpan.Zero)
-        {
-            await using var timer = time.CreateTimer(_ => fired.TrySetResult(), null, wait, Timeout.InfiniteTimeSpan);
-            if (time.GetUtcNow() < due)
-            {
-                await fired.Task.ConfigureAwait(false);
-            }
-        }
-        EnqueueRetry(id);
-    }
-
-    /// <summary>The wait before attempt number <paramref name="attempts"/> + 1: doubling from the initial delay, capped.</summary>
-    public static TimeSpan Backoff(int attempts, TimeSpan initial, TimeSpan max) =>
-        TimeSpan.FromTicks((long)Math.Min(initial.Ticks * Math.Pow(2, Math.Clamp(attempts - 1, 0, 30)), max.Ticks));
-
-    /// <summary>
     /// Remote recipients that are due, grouped by domain, each group in one SMTP transaction per host.
     /// A group whose destination is at its limit stays as it is; the message comes back when a slot frees.
     /// </summary>
     private async Task<bool> DeliverRemoteAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, IRemoteDelivery remote, Configuration.DeliveryOptions options,
         CancellationToken cancellationToken)
     {
-        var due = state.Recipients.Where(r => !r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now))).ToList();
+        var due = state.Recipients.Where(r => !r.Local && (r.Status == RecipientStatus.Pending || (r.Status == RecipientStatus.Deferred && (r.NextAttempt ?? now) <= now))).ToList();
         var changed = false;
         // One transaction per destination domain and sender: copies an alias forwards go with the
         // alias's domain (SRS sender, ARC set), apart from mail sent to the domain directly.
@@ -343,8 +327,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
                 {
                     // No attempt counted, and due again at once: a free slot wakes it.
                     r.LastAttempt = after;
-                    Record(message, r, busy with { Reason = $"{busy.Reason}; tried again when one of the deliveries under way to {destination} ends" }, remote.Transport, after);
-                    r.NextAttempt = null;
+                    Record(message, r, busy with { Reason = $"{busy.Reason}; tried again when one of the deliveries under way to {destination} ends", RetryAt = null }, remote.Transport, after);
                     waitsForOne = true;
                     continue;
                 }
@@ -369,15 +352,15 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             // RFC 5321 §4.5.4.1: give up after the queue lifetime, with the last reason.
             return new DeliveryOutcome.Bounced($"4.4.7 Delivery time expired after {options.MaxQueueLifetime}; last error: {d.Reason}") { Via = d.Via };
         }
-        if (outcome is DeliveryOutcome.Deferred { Crowded: true } refused && r.Attempts <= CrowdedQuickRetries)
+        if (outcome is DeliveryOutcome.Deferred { Crowded: true } refused && r.Attempts <= RetrySchedule.CrowdedQuickRetries)
         {
             // "Too many connections" with none of ours under way: those we just closed may
             // still count there. Soon again, a few times, before the usual backoff.
-            return refused with { RetryAt = after + Min(CrowdedRetryDelay, options.RetryInitialDelay) };
+            return refused with { RetryAt = RetrySchedule.Crowded(message.Id, r.Attempts, after, options.RetryInitialDelay) };
         }
         if (outcome is DeliveryOutcome.Deferred deferred)
         {
-            return deferred with { RetryAt = after + Backoff(r.Attempts, options.RetryInitialDelay, options.RetryMaxDelay) };
+            return deferred with { RetryAt = RetrySchedule.Deferred(message.Id, r.Attempts, after, options.RetryInitialDelay, options.RetryMaxDelay) };
         }
         return outcome;
     }
@@ -389,7 +372,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
     /// </summary>
     private async Task<bool> DeliverByLmtpAsync(SpooledMessage message, DeliveryState state, DateTimeOffset now, Configuration.DeliveryOptions options, CancellationToken cancellationToken)
     {
-        bool Due(RecipientState r) => r.Local && (r.Status == "pending" || (r.Status == "deferred" && (r.NextAttempt ?? now) <= now));
+        bool Due(RecipientState r) => r.Local && (r.Status == RecipientStatus.Pending || (r.Status == RecipientStatus.Deferred && (r.NextAttempt ?? now) <= now));
         var accounts = new List<RecipientState>();
         var changed = false;
         foreach (var r in state.Recipients.Where(Due).ToList())
@@ -401,7 +384,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             {
                 // Valid at RCPT (see DeliverOne): never discarded on that, retried until the queue lifetime.
                 r.LastAttempt = now;
-                Record(message, r, new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)", now + RetryDelay), "lmtp", now);
+                Record(message, r, new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)") { RetryAt = RetrySchedule.Short(message.Id, now) }, "lmtp", now);
                 continue;
             }
             if (targets is [var only] && only.Local && only.Address.Equals(r.Address, StringComparison.OrdinalIgnoreCase))
@@ -455,13 +438,6 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
 
     private static string DomainOf(string address) => address[(address.LastIndexOf('@') + 1)..];
 
-    // A destination that refused a connection with none of ours under way is tried again this soon,
-    // this many times, before the usual backoff.
-    private static readonly TimeSpan CrowdedRetryDelay = TimeSpan.FromSeconds(10);
-    private const int CrowdedQuickRetries = 3;
-
-    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
-
     private async Task WakeWhenFreeAsync(QueueId id, string destination)
     {
         await _destinations.WhenFreeAsync(destination).ConfigureAwait(false);
@@ -476,18 +452,18 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         switch (outcome)
         {
             case DeliveryOutcome.Delivered d:
-                r.Status = "delivered";
+                r.Status = RecipientStatus.Delivered;
                 r.Detail = d.Detail;
                 r.NextAttempt = null;
                 r.PeerHandlesDsn = d.PeerHandlesDsn;
                 break;
             case DeliveryOutcome.Bounced b:
-                r.Status = "bounced";
+                r.Status = RecipientStatus.Bounced;
                 r.Detail = b.Reply;
                 r.NextAttempt = null;
                 break;
             case DeliveryOutcome.Deferred f:
-                r.Status = "deferred";
+                r.Status = RecipientStatus.Deferred;
                 r.Detail = f.Reason;
                 r.NextAttempt = f.RetryAt;
                 break;
@@ -510,7 +486,7 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
             // The address was valid at RCPT. It may have been removed since, or the passwd file may be
             // unreadable for a moment: never discard acknowledged mail on that. Retry; the queue
             // lifetime decides when it turns into a bounce.
-            return new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)", time.GetUtcNow() + RetryDelay);
+            return new DeliveryOutcome.Deferred("recipient is not known at the moment (account or alias removed?)") { RetryAt = RetrySchedule.Short(message.Id, time.GetUtcNow()) };
         }
         if (!(targets is [var only] && only.Local && only.Address.Equals(r.Address, StringComparison.OrdinalIgnoreCase)))
         {
@@ -534,11 +510,11 @@ public sealed partial class QueueRunner(Spool spool, AddressBook addressBook, Ma
         }
         catch (IOException e)
         {
-            return new DeliveryOutcome.Deferred(e.Message, time.GetUtcNow() + RetryDelay);
+            return new DeliveryOutcome.Deferred(e.Message) { RetryAt = RetrySchedule.Short(message.Id, time.GetUtcNow()) };
         }
         catch (UnauthorizedAccessException e)
         {
-            return new DeliveryOutcome.Deferred(e.Message, time.GetUtcNow() + RetryDelay);
+            return new DeliveryOutcome.Deferred(e.Message) { RetryAt = RetrySchedule.Short(message.Id, time.GetUtcNow()) };
         }
     }
 }

@@ -13,9 +13,8 @@ namespace Postern.Server.Delivery;
 /// defers with a reason that names the setting to fix; only a 5xx to a recipient or to the message
 /// bounces. The password is never logged.
 /// </summary>
-public sealed class SmarthostDelivery(SmarthostOptions options, string passwordFile, MxResolver resolver, SmtpDeliveryClient client, TimeProvider time) : IRemoteDelivery
+public sealed class SmarthostDelivery(SmarthostOptions options, string passwordFile, MxResolver resolver, SmtpDeliveryClient client) : IRemoteDelivery
 {
-    private static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
 
     public string Transport => "smarthost";
 
@@ -26,13 +25,12 @@ public sealed class SmarthostDelivery(SmarthostOptions options, string passwordF
         SpooledMessage message, string domain, IReadOnlyList<string> recipients, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
         List<(string, DeliveryOutcome)> All(DeliveryOutcome o) => recipients.Select(r => (r, o)).ToList();
-        var retryAt = time.GetUtcNow() + RetryAfter;
         var resolution = await resolver.ResolveHostAsync(options.Host, cancellationToken).ConfigureAwait(false);
         if (resolution is not MxResolution.Hosts hosts)
         {
             // Even "no such host" defers: it is our configuration, not the recipient, that is wrong.
             var why = resolution switch { MxResolution.Temporary t => t.Reason, MxResolution.NoSuchDomain n => n.Reason, _ => "no address" };
-            return All(new DeliveryOutcome.Deferred($"smarthost {options.Host} cannot be resolved ({why}): check Relay.Smarthost.Host and Dns.Servers", retryAt));
+            return All(new DeliveryOutcome.Deferred($"smarthost {options.Host} cannot be resolved ({why}): check Relay.Smarthost.Host and Dns.Servers"));
         }
         Func<string>? password = null;
         if (options.Username is not null)
@@ -45,11 +43,11 @@ public sealed class SmarthostDelivery(SmarthostOptions options, string passwordF
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                return All(new DeliveryOutcome.Deferred($"cannot read Relay.Smarthost.PasswordFile {passwordFile}: {e.Message}", retryAt));
+                return All(new DeliveryOutcome.Deferred($"cannot read Relay.Smarthost.PasswordFile {passwordFile}: {e.Message}"));
             }
         }
         var security = options.Tls == "implicit" ? SecureSocketOptions.SslOnConnect : SecureSocketOptions.StartTls;
-        IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)> results = All(new DeliveryOutcome.Deferred($"smarthost {options.Host} has no address", retryAt));
+        IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)> results = All(new DeliveryOutcome.Deferred($"smarthost {options.Host} has no address"));
         foreach (var address in hosts.List[0].Addresses)
         {
             var route = new SmtpRoute(options.Host, address, options.Port, security, options.Username, password, options.VerifyCertificate);

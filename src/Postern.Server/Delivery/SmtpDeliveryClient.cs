@@ -36,8 +36,6 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     /// <summary>How long an unused connection stays open. Postfix keeps them 2 s; a little more suits bursts.</summary>
     public static readonly TimeSpan IdleTime = TimeSpan.FromSeconds(5);
     private const int MaxIdlePerServer = 20;
-    /// <summary>When a deferred recipient is due again, before the queue's backoff decides.</summary>
-    internal static readonly TimeSpan RetryAfter = TimeSpan.FromMinutes(5);
     private readonly string _hostname;
     private readonly TimeProvider _time;
     private readonly TimeSpan _timeout;
@@ -80,7 +78,6 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
     public async Task<IReadOnlyList<(string Recipient, DeliveryOutcome Outcome)>> DeliverAsync(
         SpooledMessage message, IReadOnlyList<string> recipients, SmtpRoute route, Forwarding? forwarding = null, CancellationToken cancellationToken = default)
     {
-        var retryAt = _time.GetUtcNow() + RetryAfter;
         var signature = await SignAsync(message, cancellationToken).ConfigureAwait(false);
         // The message is never in memory whole (issue 12: 20 messages of 20 MiB held +514 MiB): MimeKit
         // parses it in persistent mode, each part's content a window onto the spool file that is read
@@ -146,7 +143,7 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
                 var tls = hop.Tls is null ? "" : $" over {hop.Tls}";
                 var peerDsn = client.Capabilities.HasFlag(SmtpCapabilities.Dsn);
                 var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var reply)
-                    ? Outcome(reply.Code, reply.Text, retryAt)
+                    ? Outcome(reply.Code, reply.Text)
                     : new DeliveryOutcome.Delivered($"{route.Address}:{route.Port}{tls}", peerDsn)) with
                 { Via = hop })).ToList();
                 Keep(route, client);
@@ -160,28 +157,28 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
             catch (SmtpCommandException e) when (!greeted && e.StatusCode == SmtpStatusCode.ServiceNotAvailable)
             {
                 // 421 instead of a greeting: no more connections from us for now (a per-address limit).
-                var crowded = All(new DeliveryOutcome.Deferred($"421 {e.Message} (at the greeting of a new connection)", retryAt) { Crowded = true });
+                var crowded = All(new DeliveryOutcome.Deferred($"421 {e.Message} (at the greeting of a new connection)") { Crowded = true });
                 await CloseAsync(client).ConfigureAwait(false);
                 return crowded;
             }
             catch (SmtpCommandException e)
             {
                 // MAIL FROM or DATA refused (or every RCPT): the reply decides for all that were not refused alone.
-                var reply = Outcome((int)e.StatusCode, e.Message, retryAt);
-                var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var own) ? Outcome(own.Code, own.Text, retryAt) : reply) with { Via = Hop(route, client) })).ToList();
+                var reply = Outcome((int)e.StatusCode, e.Message);
+                var results = recipients.Select(r => (r, (client.Refused.TryGetValue(r, out var own) ? Outcome(own.Code, own.Text) : reply) with { Via = Hop(route, client) })).ToList();
                 await CloseAsync(client).ConfigureAwait(false);
                 return results;
             }
             catch (AuthenticationException e)
             {
-                var failed = All(new DeliveryOutcome.Deferred($"{server} refused the credentials of user '{route.Username}' ({e.Message}): check Relay.Smarthost.Username and the password in Relay.Smarthost.PasswordFile", retryAt));
+                var failed = All(new DeliveryOutcome.Deferred($"{server} refused the credentials of user '{route.Username}' ({e.Message}): check Relay.Smarthost.Username and the password in Relay.Smarthost.PasswordFile"));
                 await CloseAsync(client).ConfigureAwait(false);
                 return failed;
             }
             catch (NotSupportedException e)
             {
                 // MailKit's words for "no STARTTLS" or "no AUTH" when the route requires them.
-                var failed = All(new DeliveryOutcome.Deferred($"{server}: {e.Message}", retryAt));
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: {e.Message}"));
                 await CloseAsync(client).ConfigureAwait(false);
                 return failed;
             }
@@ -192,13 +189,13 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
             }
             catch (SslHandshakeException e) when (route.VerifyCertificate)
             {
-                var failed = All(new DeliveryOutcome.Deferred($"{server}: TLS certificate not accepted ({FirstLine(e.Message)}); fix the certificate or set Relay.Smarthost.VerifyCertificate to false", retryAt));
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: TLS certificate not accepted ({FirstLine(e.Message)}); fix the certificate or set Relay.Smarthost.VerifyCertificate to false"));
                 await CloseAsync(client).ConfigureAwait(false);
                 return failed;
             }
             catch (Exception e) when (e is SocketException or IOException or SmtpProtocolException or SslHandshakeException or ServiceNotConnectedException or OperationCanceledException or TimeoutException)
             {
-                var failed = All(new DeliveryOutcome.Deferred($"{server}: {FirstLine(e.Message)}", retryAt));
+                var failed = All(new DeliveryOutcome.Deferred($"{server}: {FirstLine(e.Message)}"));
                 await CloseAsync(client).ConfigureAwait(false);
                 return failed;
             }
@@ -232,8 +229,8 @@ public sealed class SmtpDeliveryClient : IAsyncDisposable
         new(route.Host, route.Address, route.Port, client.IsConnected && client.IsSecure ? Postern.Server.Logging.TlsNames.Version(client.SslProtocol) : null);
 
     /// <summary>A refusal's outcome, for SMTP and LMTP alike: 5xx bounces with the server's words, anything else defers.</summary>
-    internal static DeliveryOutcome Outcome(int code, string text, DateTimeOffset retryAt) =>
-        code >= 500 ? new DeliveryOutcome.Bounced($"{code} {text}") : new DeliveryOutcome.Deferred($"{code} {text}", retryAt);
+    internal static DeliveryOutcome Outcome(int code, string text) =>
+        code >= 500 ? new DeliveryOutcome.Bounced($"{code} {text}") : new DeliveryOutcome.Deferred($"{code} {text}");
 
     private EnvelopeSmtpClient NewClient(SmtpRoute route)
     {

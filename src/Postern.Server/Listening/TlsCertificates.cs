@@ -5,7 +5,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Postern.Server.Configuration;
-using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Listening;
 

@@ -47,6 +47,11 @@ public static partial class Log
     [LoggerMessage(18, LogLevel.Information, "key={key} by={by}", EventName = "ban_released")]
     public static partial void BanReleased(ILogger logger, string key, string by);
 
+    // Accounts (issue 12, helper peers): ids 280-289.
+    /// <summary>DATA/logins.json could not be written; the owners' addresses stay known in memory and the next change writes again.</summary>
+    [LoggerMessage(280, LogLevel.Warning, "file={file} reason={reason}", EventName = "known_addresses_write_failed")]
+    public static partial void KnownAddressesWriteFailed(ILogger logger, string file, string reason);
+
     /// <summary>Any refusal; <paramref name="reason"/> is a word of <see cref="RefusalReason"/>, <paramref name="detail"/> the particulars.</summary>
     [LoggerMessage(20, LogLevel.Information, "session={session} queue_id={queue_id} ip={ip} command={command} code={code} enhanced={enhanced} reason={reason} detail={detail}", EventName = "rejected")]
     public static partial void Rejected(ILogger logger, string session, string? queue_id, string ip, string command, int code, string? enhanced, string reason, string detail);

@@ -57,8 +57,8 @@ public sealed class RecipientState
 {
     public string Address { get; set; } = "";
     public bool Local { get; set; }
-    /// <summary>pending, delivered, deferred or bounced.</summary>
-    public string Status { get; set; } = "pending";
+    /// <summary>Where it stands; written as the word pending, delivered, deferred or bounced.</summary>
+    public RecipientStatus Status { get; set; }
     public string? Detail { get; set; }
     public DateTimeOffset? LastAttempt { get; set; }
     public DateTimeOffset? NextAttempt { get; set; }
@@ -76,6 +76,67 @@ public sealed class RecipientState
 
     /// <summary>Whether a delay warning went out for this recipient (once, after Delivery.DelayWarningAfter).</summary>
     public bool Warned { get; set; }
+}
+
+/// <summary>
+/// Where one recipient stands (STYLE principle 8): not yet tried, tried and due again, or final.
+/// On disk it is one lowercase word (docs/queue-format.md), as it was when it was a string, so state
+/// files read the same in both directions; any other word makes the state file unreadable.
+/// </summary>
+[JsonConverter(typeof(RecipientStatusJson))]
+public enum RecipientStatus
+{
+    /// <summary>Not tried yet.</summary>
+    Pending,
+    /// <summary>Failed for now; tried again at <see cref="RecipientState.NextAttempt"/> (or at once when null).</summary>
+    Deferred,
+    /// <summary>Final: delivered, relayed or discarded.</summary>
+    Delivered,
+    /// <summary>Final: failed for good; the sender gets a DSN.</summary>
+    Bounced,
+}
+
+public static class RecipientStatusWords
+{
+    /// <summary>The word for a status, as state files, `postern queue show` and the logs spell it.</summary>
+    public static string Word(this RecipientStatus status) => status switch
+    {
+        RecipientStatus.Pending => "pending",
+        RecipientStatus.Deferred => "deferred",
+        RecipientStatus.Delivered => "delivered",
+        RecipientStatus.Bounced => "bounced",
+        _ => throw new ArgumentOutOfRangeException(nameof(status), status, "not a recipient status"),
+    };
+
+    /// <summary>The status a word names (exactly, lowercase), or null.</summary>
+    public static RecipientStatus? Parse(string? word) => word switch
+    {
+        "pending" => RecipientStatus.Pending,
+        "deferred" => RecipientStatus.Deferred,
+        "delivered" => RecipientStatus.Delivered,
+        "bounced" => RecipientStatus.Bounced,
+        _ => null,
+    };
+
+    /// <summary>Delivered or bounced: nothing more is tried for it.</summary>
+    public static bool IsFinal(this RecipientStatus status) => status is RecipientStatus.Delivered or RecipientStatus.Bounced;
+
+    /// <summary>Pending or deferred: still to be delivered.</summary>
+    public static bool IsWaiting(this RecipientStatus status) => !status.IsFinal();
+}
+
+/// <summary>
+/// Reads and writes <see cref="RecipientStatus"/> as its word. Not JsonStringEnumConverter: that one
+/// reads numbers and any letter case, and a state file should say one thing one way.
+/// </summary>
+internal sealed class RecipientStatusJson : JsonConverter<RecipientStatus>
+{
+    public override RecipientStatus Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.TokenType == JsonTokenType.String && RecipientStatusWords.Parse(reader.GetString()) is { } status
+            ? status
+            : throw new JsonException("a recipient status is one of pending, deferred, delivered, bounced");
+
+    public override void Write(Utf8JsonWriter writer, RecipientStatus value, JsonSerializerOptions options) => writer.WriteStringValue(value.Word());
 }
 
 [JsonSourceGenerationOptions(WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
@@ -97,7 +158,7 @@ internal static class EnvelopeCodec
     /// <summary>
     /// Reads a state file whole, or throws <see cref="InvalidDataException"/>: the JSON must be one
     /// complete object (a truncated file never is), and each recipient must have an address and a
-    /// known status.
+    /// known status (an unknown word fails in <see cref="RecipientStatusJson"/>).
     /// </summary>
     public static DeliveryState DecodeState(ReadOnlySpan<byte> json)
     {
@@ -116,7 +177,7 @@ internal static class EnvelopeCodec
         }
         foreach (var r in recipients)
         {
-            if (r is null || string.IsNullOrEmpty(r.Address) || r.Status is not ("pending" or "delivered" or "deferred" or "bounced"))
+            if (r is null || string.IsNullOrEmpty(r.Address) || !Enum.IsDefined(r.Status))
             {
                 throw new InvalidDataException("state has a recipient without an address or with an unknown status");
             }

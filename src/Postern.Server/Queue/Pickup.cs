@@ -238,7 +238,7 @@ public sealed class Pickup(string dataDirectory, Func<PosternOptions> inForce, S
             envelopeRecipients.Add(new EnvelopeRecipient { Address = address, Local = local });
             if (problem is not null)
             {
-                failed.Add(new RecipientState { Address = address, Local = local, Status = "bounced", Detail = problem, LastAttempt = now });
+                failed.Add(new RecipientState { Address = address, Local = local, Status = RecipientStatus.Bounced, Detail = problem, LastAttempt = now });
             }
         }
         var envelope = new Envelope

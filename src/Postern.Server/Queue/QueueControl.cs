@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -344,32 +345,22 @@ public sealed class QueueControl
                     held++;
                     continue;
                 }
-                if (s is not null && MakeDue(s) > 0)
+                if (s is not null && QueueActions.MakeDue(s) > 0)
                 {
                     spool.WriteState(each, s);
                 }
                 n++;
             }
-            return new ControlReply("retrying", $"{n} message(s) will be tried as soon as the server starts" + (held > 0 ? $"; {held} on hold left alone" : "")) { Messages = n };
+            return QueueActions.Flushed(n, held, AppliedBy.Command);
         }
         var id = new QueueId(request.Id!);
-        if (!File.Exists(spool.MessagePath(id)))
+        if (QueueActions.OnFiles(spool, this, id, request.Action, AppliedBy.Command) is { } done)
         {
-            Release(id); // a marker left behind by a message that is gone
-            return ControlReply.NotFound(id.Value);
+            return done;
         }
-        switch (request.Action)
+        if (IsHeld(id) && request.Action != "bounce")
         {
-            case "hold":
-                return Hold(id) ? new ControlReply("held", $"{id} is on hold: it is not delivered until `postern queue release {id}`")
-                    : new ControlReply("already_held", $"{id} was already on hold");
-            case "release":
-                return Release(id) ? new ControlReply("released", $"{id} is released; the server delivers it when it starts")
-                    : new ControlReply("not_held", $"{id} was not on hold");
-            case "delete":
-                spool.Remove(id);
-                Release(id);
-                return new ControlReply("deleted", $"{id} is deleted");
+            return OnHold(id); // as the server, which does not take up a held message (a bounce still goes)
         }
         SpooledMessage message;
         try
@@ -389,31 +380,16 @@ public sealed class QueueControl
         {
             return StateUnreadable(id, SetAsideUnreadableState(spool, id), e.Message);
         }
-        switch (request.Action)
+        var change = QueueActions.OnState(request.Action, message, state, AppliedBy.Command);
+        if (change.Changed)
         {
-            case "retry":
-                if (IsHeld(id))
-                {
-                    return OnHold(id);
-                }
-                var due = MakeDue(state);
-                if (due > 0)
-                {
-                    spool.WriteState(id, state);
-                }
-                return new ControlReply("retrying", $"{id} will be tried as soon as the server starts" + (due > 0 ? $" ({due} deferred recipient(s) made due)" : ""));
-            case "bounce":
-                var bounced = Bounce(state);
-                if (bounced.Count == 0)
-                {
-                    return new ControlReply("nothing_to_bounce", $"every recipient of {id} is already delivered or bounced", Ok: false);
-                }
-                spool.WriteState(id, state);
-                Release(id);
-                return new ControlReply("bounced", $"{bounced.Count} recipient(s) of {id} marked as failed; the server is not running, so the bounce to {Sender(message.Envelope)} is sent when it next starts, and the message then leaves the queue");
-            default:
-                return new ControlReply("failed", $"unknown action '{request.Action}'", Ok: false);
+            spool.WriteState(id, state);
         }
+        if (change.Bounced.Count > 0)
+        {
+            Release(id); // it leaves the queue as soon as the sender is told
+        }
+        return change.Reply;
     }
 
     /// <summary>
@@ -445,32 +421,6 @@ public sealed class QueueControl
     {
         Recipients = e.Recipients.Select(r => new RecipientState { Address = r.Address, Local = r.Local }).ToList(),
     };
-
-    /// <summary>retry, flush: deferred recipients are due now (their next attempt is forgotten once). Returns how many.</summary>
-    public static int MakeDue(DeliveryState state)
-    {
-        var n = 0;
-        foreach (var r in state.Recipients.Where(r => r.Status == "deferred" && r.NextAttempt is not null))
-        {
-            r.NextAttempt = null;
-            n++;
-        }
-        return n;
-    }
-
-    /// <summary>bounce: every recipient not yet delivered or bounced fails, not yet notified, so the sender gets a DSN. Returns them.</summary>
-    public static List<RecipientState> Bounce(DeliveryState state)
-    {
-        var bounced = state.Recipients.Where(r => r.Status is not ("delivered" or "bounced")).ToList();
-        foreach (var r in bounced)
-        {
-            r.Status = "bounced";
-            r.Detail = BounceDetail;
-            r.NextAttempt = null;
-            r.Notified = false;
-        }
-        return bounced;
-    }
 }
 
 /// <summary>What <see cref="QueueControl.TakeTurn"/> holds: the commands' lock, and the server lock when no server runs.</summary>

@@ -10,10 +10,10 @@ public sealed record QueueEntry(SpooledMessage Message, DeliveryState? State, bo
     public List<RecipientState> Recipients => (State ?? QueueControl.InitialState(Message.Envelope)).Recipients;
 
     /// <summary>The recipients not yet delivered or bounced.</summary>
-    public IEnumerable<RecipientState> Waiting => Recipients.Where(r => r.Status is "pending" or "deferred");
+    public IEnumerable<RecipientState> Waiting => Recipients.Where(r => r.Status.IsWaiting());
 
     /// <summary>held (queue/hold), corrupt (the state file is unreadable), deferred (a recipient failed for now) or active (waiting for, or in, delivery).</summary>
-    public string Status => Held ? "held" : StateProblem is not null ? "corrupt" : Recipients.Any(r => r.Status == "deferred") ? "deferred" : "active";
+    public string Status => Held ? "held" : StateProblem is not null ? "corrupt" : Recipients.Any(r => r.Status == RecipientStatus.Deferred) ? "deferred" : "active";
 }
 
 /// <summary>The messages of a spool as `postern queue` and `diag self` list them.</summary>

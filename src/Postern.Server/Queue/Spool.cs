@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Win32.SafeHandles;
+using Postern.Server.Storage;
 
 namespace Postern.Server.Queue;
 
@@ -29,7 +30,7 @@ public sealed class Spool : IAsyncDisposable
     public Spool(string queueDirectory, IDurability? durability = null)
     {
         Root = queueDirectory;
-        _durability = durability ?? Queue.Durability.Instance;
+        _durability = durability ?? Storage.Durability.Instance;
         foreach (var d in new[] { Root, TmpDir, MessagesDir, StateDir, CorruptDir })
         {
             Directory.CreateDirectory(d);

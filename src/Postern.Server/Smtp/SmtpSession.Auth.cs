@@ -30,6 +30,7 @@ public sealed partial class SmtpSession
             Refuse("AUTH", Reply.AuthLockedOut, RefusalReason.Ban, $"{ban.Key} banned until {ban.Until:u}");
             return;
         }
+        var exchangeStarted = _ctx.Time.GetUtcNow();
         string? authzid = null, user, password;
         switch (auth.Mechanism)
         {
@@ -38,7 +39,7 @@ public sealed partial class SmtpSession
                 if (response is null)
                 {
                     Send(new SmtpReply(334, null, ""));
-                    response = await ReadAuthLineAsync();
+                    response = await ReadAuthLineAsync(exchangeStarted);
                 }
                 if (!TryDecode(response, out var plain))
                 {
@@ -57,14 +58,14 @@ public sealed partial class SmtpSession
                 if (login is null)
                 {
                     Send(new SmtpReply(334, null, "VXNlcm5hbWU6")); // "Username:"
-                    login = await ReadAuthLineAsync();
+                    login = await ReadAuthLineAsync(exchangeStarted);
                 }
                 if (!TryDecode(login, out user))
                 {
                     return;
                 }
                 Send(new SmtpReply(334, null, "UGFzc3dvcmQ6")); // "Password:"
-                if (!TryDecode(await ReadAuthLineAsync(), out password))
+                if (!TryDecode(await ReadAuthLineAsync(exchangeStarted), out password))
                 {
                     return;
                 }

@@ -26,12 +26,12 @@ public sealed partial class SmtpSession
         _engine.Succeeded(bdat);
         var checker = t.Bdat!;
         IBufferWriter<byte> sink = t.Headers!;
-        _readingData = true;
         // The engine counts the chunk's octets (RFC 3030: counted, never terminated).
         var complete = bdat.Size == 0;
         while (!complete)
         {
-            var result = await ReadAsync(DataReadTimeout(t.DataStarted, checker.Size));
+            var (kind, due) = DataDeadline(t.DataStarted, checker.Size);
+            var result = await ReadAsync(kind, due);
             var reader = new SequenceReader<byte>(result.Buffer);
             complete = _engine.TakeChunk(ref reader, out var take);
             foreach (var segment in take)
@@ -48,7 +48,6 @@ public sealed partial class SmtpSession
                 throw new IOException("client closed the connection during BDAT");
             }
         }
-        _readingData = false;
         if (bdat.Last)
         {
             checker.CheckEnd(); // content ending in a lone CR is a bare CR too
@@ -75,10 +74,10 @@ public sealed partial class SmtpSession
     {
         var started = _ctx.Time.GetUtcNow();
         _engine.DropRestOfChunk();
-        _readingData = true;
         while (_engine.InChunk)
         {
-            var result = await ReadAsync(DataReadTimeout(started, _engine.ChunkRead));
+            var (kind, due) = DataDeadline(started, _engine.ChunkRead);
+            var result = await ReadAsync(kind, due);
             var reader = new SequenceReader<byte>(result.Buffer);
             var done = _engine.DrainChunk(ref reader);
             _reader.AdvanceTo(reader.Position);
@@ -88,6 +87,5 @@ public sealed partial class SmtpSession
                 throw new IOException("client closed the connection during BDAT");
             }
         }
-        _readingData = false;
     }
 }

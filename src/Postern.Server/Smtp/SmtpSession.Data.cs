@@ -25,12 +25,12 @@ public sealed partial class SmtpSession
         }
         Send(Reply.StartData);
         await FlushAsync();
-        _readingData = true;
         var data = new DataReader(Options.Limits.MaxMessageSize);
         IBufferWriter<byte> sink = t.Headers!;
         while (true)
         {
-            var result = await ReadAsync(DataReadTimeout(t.DataStarted, data.Size));
+            var (kind, due) = DataDeadline(t.DataStarted, data.Size);
+            var result = await ReadAsync(kind, due);
             var status = data.Read(result.Buffer, sink, out var consumed);
             _reader.AdvanceTo(consumed, status == DataStatus.NeedMore ? result.Buffer.End : consumed);
             _needMoreInput = status == DataStatus.NeedMore;
@@ -48,28 +48,26 @@ public sealed partial class SmtpSession
                 throw new IOException("client closed the connection during DATA");
             }
         }
-        _readingData = false;
         await FinishMessageAsync(t, data.Size, ContentRefusal(data, t.Headers!, t.Mime!));
     }
 
     /// <summary>
-    /// How long the next read of message data may wait: Limits.DataTimeout, but never past the
+    /// The deadline of the next read of message data: Limits.DataTimeout, but never past the
     /// deadline the minimum data rate sets (DataTimeout, plus one second per Limits.MinDataRate
     /// octets received), so that a client trickling a few octets at a time (slowloris) cannot hold
     /// a session for ever. Passing the deadline ends the session as a data timeout does. Data that
     /// is still arriving when Limits.SessionLifetime passes gets at most DataTimeout more: the hard
     /// bound of a session is SessionLifetime + DataTimeout.
     /// </summary>
-    private TimeSpan DataReadTimeout(DateTimeOffset started, long octets)
+    private (Deadline Kind, DateTimeOffset Due) DataDeadline(DateTimeOffset started, long octets)
     {
         var timeout = Options.Limits.DataTimeout;
-        var now = _ctx.Time.GetUtcNow();
-        var hardEnd = _sessionEnd + timeout;
-        var deadline = Options.Limits.MinDataRate <= 0 ? hardEnd
+        var plain = _ctx.Time.GetUtcNow() + timeout;
+        var hardEnd = _timeouts.SessionEnd + timeout;
+        var rate = Options.Limits.MinDataRate <= 0 ? hardEnd
             : started + timeout + TimeSpan.FromSeconds((double)octets / Options.Limits.MinDataRate);
-        var left = (deadline < hardEnd ? deadline : hardEnd) - now;
-        _slowData = left < timeout;
-        return _slowData ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : timeout;
+        var slow = rate < hardEnd ? rate : hardEnd;
+        return slow < plain ? (Deadline.DataRate, slow) : (Deadline.Data, plain);
     }
 
     private static readonly SmtpReply NulInContent = Reply.TextLineTooLong.WithText("Message content has a NUL character");

@@ -43,20 +43,10 @@ public sealed partial class SmtpSession
     {
         _shedReply = Reply.IdleShed;
         _shutdownRequested = true;
-        if (Volatile.Read(ref _idleSince) == 0 || _transaction is not null)
-        {
-            // Picked as idle, but a command (MAIL, DATA...) started meanwhile: never cancel its
-            // read; the flag ends the session at its next command boundary, outside a transaction.
-            return;
-        }
-        try
-        {
-            _readCts.Cancel();
-        }
-        catch (ObjectDisposedException)
-        {
-            // Between two reads: the flag ends the session at its next one.
-        }
+        // Picked as idle, but a command (MAIL, DATA...) may have started meanwhile: the interruption
+        // never ends a wait inside a transaction (ReadAsync decides), and the flag ends the session
+        // at its next command boundary outside one.
+        _timeouts.Interrupt();
     }
 
     /// <summary>The reply a session ended from outside sends: the shed's, else the shutdown's.</summary>

@@ -33,9 +33,10 @@ public sealed partial class SmtpSession
                 return;
             }
         }
+        var started = _ctx.Time.GetUtcNow();
         Send(Reply.ReadyToStartTls);
         await FlushAsync();
-        if (!await StartTlsHandshakeAsync())
+        if (!await StartTlsHandshakeAsync(started))
         {
             _closing = true;
             _closeReason = "tls handshake failed";
@@ -48,24 +49,63 @@ public sealed partial class SmtpSession
         ResetTransaction();
     }
 
-    /// <summary>Switches the connection to TLS; false (logged) when the handshake fails.</summary>
-    private async Task<bool> StartTlsHandshakeAsync()
+    private CancellationTokenSource? _handshakeCts; // set while a TLS handshake runs: its deadline or an interruption cancels it
+
+    private void CancelHandshake()
+    {
+        try
+        {
+            Volatile.Read(ref _handshakeCts)?.Cancel();
+        }
+        catch (Exception e) when (e is ObjectDisposedException or AggregateException)
+        {
+            // The handshake ended meanwhile, or a callback of its cancellation failed: it ends either way.
+        }
+    }
+
+    /// <summary>
+    /// Switches the connection to TLS; false (logged) when the handshake fails. The whole handshake
+    /// has Limits.HandshakeTimeout, and a handshake that stalls counts as idle from its start, so a
+    /// listener at its cap may shed it (there is no reply to send in the middle of a handshake).
+    /// </summary>
+    /// <param name="started">When the handshake's time began: the connect on port 465, the STARTTLS command otherwise.</param>
+    private async Task<bool> StartTlsHandshakeAsync(DateTimeOffset started)
     {
         // The plaintext pipes are dropped: nothing buffered in them can cross into the TLS session.
         await _reader.CompleteAsync();
         await _writer.CompleteAsync();
         var tls = new SslStream(_network, leaveInnerStreamOpen: true);
-        using var cts = new CancellationTokenSource(Options.Limits.CommandTimeout);
+        using var cts = new CancellationTokenSource();
+        Volatile.Write(ref _handshakeCts, cts);
+        Volatile.Write(ref _idleSince, started.UtcTicks);
+        _timeouts.ArmUntil(Deadline.Handshake, started + Options.Limits.HandshakeTimeout);
         try
         {
+            if (_timeouts.Interrupted)
+            {
+                cts.Cancel();
+            }
             await tls.AuthenticateAsServerAsync(_ctx.Tls, cts.Token);
         }
         catch (Exception e) when (e is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException or ObjectDisposedException)
         {
-            Log.TlsFailed(_ctx.Logger, _id, Ip, e.Message);
+            var why = _timeouts.Expired switch
+            {
+                Deadline.Handshake => $"no handshake within Limits.HandshakeTimeout ({Options.Limits.HandshakeTimeout})",
+                Deadline.Lifetime => "session lifetime reached during the handshake",
+                _ when _timeouts.Interrupted => ClosingReason,
+                _ => e.Message,
+            };
+            Log.TlsFailed(_ctx.Logger, _id, Ip, why);
             await tls.DisposeAsync();
-            _closeReason = "tls handshake failed";
+            _closeReason = _timeouts.Interrupted && _timeouts.Expired == Deadline.None ? ClosingReason : "tls handshake failed";
             return false;
+        }
+        finally
+        {
+            _timeouts.Disarm();
+            Volatile.Write(ref _handshakeCts, null);
+            Volatile.Write(ref _idleSince, 0);
         }
         _tls = tls;
         (_reader, _writer) = CreatePipes(tls);

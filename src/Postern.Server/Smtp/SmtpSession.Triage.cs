@@ -29,15 +29,26 @@ public sealed partial class SmtpSession
         {
             return true;
         }
-        // CancelPendingRead ends the wait without an exception and leaves the reader usable.
-        await using (var timer = _ctx.Time.CreateTimer(_ => _reader.CancelPendingRead(), null, Options.Triage.GreetingPause, Timeout.InfiniteTimeSpan))
+        // The pause is a deadline whose passing is the good outcome: the control cancels the read
+        // (no exception, the reader stays usable) and says it was the pause.
+        _timeouts.Arm(Deadline.GreetingPause, Options.Triage.GreetingPause);
+        try
         {
             while (true)
             {
-                var result = await _reader.ReadAsync(_ctx.ShuttingDown);
-                if (result.IsCanceled)
+                var result = await _reader.ReadAsync();
+                if (result.IsCanceled && result.Buffer.IsEmpty)
                 {
-                    return true; // quiet through the pause, as a real server is
+                    _reader.AdvanceTo(result.Buffer.Start);
+                    if (_timeouts.Expired == Deadline.GreetingPause)
+                    {
+                        return true; // quiet through the pause, as a real server is
+                    }
+                    if (_timeouts.Interrupted)
+                    {
+                        throw new OperationCanceledException();
+                    }
+                    continue;
                 }
                 if (result.Buffer.IsEmpty && !result.IsCompleted)
                 {
@@ -49,6 +60,7 @@ public sealed partial class SmtpSession
                     _closeReason = "client closed connection";
                     return false;
                 }
+                _timeouts.Disarm();
                 var first = Prefix(result.Buffer);
                 _reader.AdvanceTo(result.Buffer.End);
                 var http = Protocol.Session.SmtpEngine.LooksLikeHttp(first);
@@ -57,6 +69,10 @@ public sealed partial class SmtpSession
                 await FlushAsync();
                 return false;
             }
+        }
+        finally
+        {
+            _timeouts.Disarm();
         }
     }
 

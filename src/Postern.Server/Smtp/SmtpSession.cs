@@ -32,7 +32,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private PipeWriter _writer;
     private readonly IPEndPoint _remote;
     private readonly string _id;
-    private CancellationTokenSource _readCts;
+    private readonly DateTimeOffset _connectedAt; // port 465's handshake is counted from here
+    private readonly TimeoutControl _timeouts; // every wait for the client runs under one deadline armed here
     private volatile bool _shutdownRequested;
     private bool _needMoreInput;
     private bool _closing;
@@ -49,9 +50,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private int _recipients;
     private int _errors;
     private int _commands;
-    private bool _slowData; // the current data read waits on the minimum-rate deadline, not the plain timeout
-    private bool _readingData; // message data (or a chunk to drop) is being read: a timeout now is a data timeout
-    private readonly DateTimeOffset _sessionEnd; // connect + Limits.SessionLifetime: no command is read after it
 
     public SmtpSession(ServerContext ctx, ListenerOptions listener, Stream network, IPEndPoint remote, string id)
     {
@@ -62,17 +60,17 @@ public sealed partial class SmtpSession : IAsyncDisposable
         _network = network;
         _remote = remote;
         _id = id;
-        _readCts = new CancellationTokenSource();
         (_reader, _writer) = CreatePipes(network);
-        _sessionEnd = ctx.Time.GetUtcNow() + _config.Options.Limits.SessionLifetime;
+        _connectedAt = ctx.Time.GetUtcNow();
+        // A deadline that passes ends the wait it bounds: the pending read returns as cancelled (no
+        // exception, the reader stays usable) and ReadAsync asks the control which deadline it was.
+        _timeouts = new TimeoutControl(ctx.Time, _config.Options.Limits.SessionLifetime, OnDeadline);
         // Submission (587) refuses everything but the basics until STARTTLS (RFC 6409 §4.3, SPEC §2).
         _engine = new SmtpEngine(_config.Options.Domains[0], _config.Options.Limits.MaxJunkCommands)
         {
             TlsRequiredButMissing = listener.Role == ListenerRole.Submission,
         };
     }
-
-    private bool LifetimeOver => _ctx.Time.GetUtcNow() >= _sessionEnd;
 
     // The configuration this session works with: the one in force at connect, taken again when a
     // command arrives outside a transaction, and kept from MAIL to the transaction's end (never a mix
@@ -86,6 +84,29 @@ public sealed partial class SmtpSession : IAsyncDisposable
     private string Ip => RemoteIp.ToString();
 
 
+    /// <summary>
+    /// A deadline passed or the session was interrupted (on a timer's or the interrupter's thread):
+    /// ends the wait under way. Never throws: the reader may already be completed (a TLS handshake
+    /// replaced it, or the session is closing), and an exception here would end the process.
+    /// </summary>
+    private void OnDeadline()
+    {
+        try
+        {
+            _reader.CancelPendingRead();
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
+        {
+        }
+        CancelHandshake();
+        if (_timeouts.Expired == Deadline.Write || (_timeouts.Interrupted && _transaction is null))
+        {
+            // A stuck write is given up at its deadline, or when the session is ended from outside
+            // (shed, shutdown) and no transaction is under way.
+            Volatile.Read(ref _writeExpired)?.TrySetResult();
+        }
+    }
+
     private static (PipeReader, PipeWriter) CreatePipes(Stream s) => (
         // Zero-byte reads: an idle connection holds no buffer while it waits.
         PipeReader.Create(s, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true)),
@@ -97,16 +118,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
         using var registration = _ctx.ShuttingDown.Register(() =>
         {
             _shutdownRequested = true;
-            if (_transaction is null)
-            {
-                try
-                {
-                    _readCts.Cancel();
-                }
-                catch (ObjectDisposedException)
-                {
-                }
-            }
+            _timeouts.Interrupt(); // ends a wait outside a transaction; one inside finishes first
         });
         try
         {
@@ -129,23 +141,36 @@ public sealed partial class SmtpSession : IAsyncDisposable
             {
                 return;
             }
-            if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync())
+            if (_listener.Role == ListenerRole.Submissions && !await StartTlsHandshakeAsync(_connectedAt))
             {
                 return;
             }
             Send(SmtpEngine.Greeting(Options.Hostname));
             await CommandLoopAsync();
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
-            var inData = _readingData;
-            var lifetime = !_shutdownRequested && !inData && LifetimeOver;
-            if (lifetime)
+            // The wait's deadline came with the exception: the reply and the reason follow it (any
+            // other cancellation is an interruption: shutdown, or shed).
+            var expired = (e as DeadlineExpiredException)?.Deadline ?? Deadline.None;
+            if (expired == Deadline.Lifetime)
             {
                 LogLifetime();
             }
-            await TrySendFinalAsync(_shutdownRequested ? ClosingReply : inData && _slowData ? Reply.DataTooSlow : inData ? Reply.DataTimeout : lifetime ? Reply.SessionLifetimeReached : Reply.CommandTimeout);
-            _closeReason = _shutdownRequested ? ClosingReason : inData && _slowData ? "data too slow" : lifetime ? "session lifetime" : "timeout";
+            var (reply, reason) = expired switch
+            {
+                Deadline.None => (ClosingReply, ClosingReason), // interrupted: shutdown, or shed
+                Deadline.Data => (Reply.DataTimeout, "timeout"),
+                Deadline.DataRate => (Reply.DataTooSlow, "data too slow"),
+                Deadline.Lifetime => (Reply.SessionLifetimeReached, "session lifetime"),
+                Deadline.Write => (null, "timeout"), // the client reads nothing: no last reply
+                _ => (Reply.CommandTimeout, "timeout"),
+            };
+            if (reply is not null)
+            {
+                await TrySendFinalAsync(reply);
+            }
+            _closeReason = reason;
         }
         catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
         {
@@ -174,7 +199,7 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 _closeReason = ClosingReason;
                 break;
             }
-            if (LifetimeOver)
+            if (_timeouts.LifetimeOver)
             {
                 // A command boundary past Limits.SessionLifetime: a client busy for ever is cut off too.
                 LogLifetime();
@@ -209,7 +234,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
                 && Limits.ClientLimits.ErrorDelay(Options.Limits, _errors) is { Ticks: > 0 } tarpit)
             {
                 // The refusal waits (it is buffered, not yet sent): a guesser slows down, an honest client never gets here.
-                await Task.Delay(tarpit, _ctx.Time, _ctx.ShuttingDown).ConfigureAwait(false);
+                // Shutdown cuts it short only outside a transaction (one under way is left to finish).
+                await Task.Delay(tarpit, _ctx.Time, _transaction is null ? _ctx.ShuttingDown : CancellationToken.None).ConfigureAwait(false);
             }
             if (_errors >= Options.Limits.MaxErrors && !_closing)
             {
@@ -241,6 +267,8 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
             _config = now;
             _addresses = _ctx.AddressBook.WithDomains(now.LocalDomains);
+            _engine.PostmasterDomain = now.Options.Domains[0];
+            _engine.MaxJunkCommands = now.Options.Limits.MaxJunkCommands;
         }
     }
 
@@ -346,25 +374,81 @@ public sealed partial class SmtpSession : IAsyncDisposable
             await flush; // the usual case: the kernel took it at once, no timer needed
             return;
         }
+        _timeouts.Arm(Deadline.Write, Options.Limits.CommandTimeout);
         try
         {
-            await flush.AsTask().WaitAsync(Options.Limits.CommandTimeout, _ctx.Time);
+            var done = await WhenFlushedOrExpiredAsync(flush.AsTask());
+            if (!done)
+            {
+                // Closing the socket ends the stuck write (the writer is never completed while its
+                // flush runs); the session then ends as on a read timeout, or as interrupted.
+                var expired = _timeouts.Expired;
+                _network.Dispose();
+                throw expired == Deadline.Write ? new DeadlineExpiredException(Deadline.Write) : new OperationCanceledException("interrupted while the client did not read its replies");
+            }
         }
-        catch (TimeoutException)
+        finally
         {
-            // Closing the socket ends the stuck write; the session then ends as on a read timeout.
-            _network.Dispose();
-            throw new OperationCanceledException("the client does not read its replies");
+            _timeouts.Disarm();
         }
     }
+
+    private TaskCompletionSource? _writeExpired;
+
+    /// <summary>True when the flush finished, false when the Write deadline passed first.</summary>
+    private async Task<bool> WhenFlushedOrExpiredAsync(Task flush)
+    {
+        var expired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _writeExpired, expired);
+        if (_timeouts.Expired == Deadline.Write || (_timeouts.Interrupted && _transaction is null))
+        {
+            expired.TrySetResult(); // passed before the completion source was in place
+        }
+        try
+        {
+            var first = await Task.WhenAny(flush, expired.Task);
+            if (first == flush)
+            {
+                await flush;
+                return true;
+            }
+            // Given up: the flush fails once the socket is closed; its exception is observed here.
+            _ = flush.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            return false;
+        }
+        finally
+        {
+            Volatile.Write(ref _writeExpired, null);
+        }
+    }
+
+    /// <summary>How long a last reply may take to leave before the connection is closed anyway.</summary>
+    private static readonly TimeSpan FinalReplyTimeout = TimeSpan.FromSeconds(5);
 
     private async Task TrySendFinalAsync(SmtpReply reply)
     {
         try
         {
             Send(reply);
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _writer.FlushAsync(cts.Token);
+            var flush = _writer.FlushAsync();
+            if (flush.IsCompleted)
+            {
+                await flush;
+                return;
+            }
+            _timeouts.Arm(Deadline.Write, FinalReplyTimeout);
+            try
+            {
+                if (!await WhenFlushedOrExpiredAsync(flush.AsTask()))
+                {
+                    // The write is still under way: closing the socket ends it before the writer is completed.
+                    _network.Dispose();
+                }
+            }
+            finally
+            {
+                _timeouts.Disarm();
+            }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException or System.Net.Sockets.SocketException)
         {
@@ -373,9 +457,11 @@ public sealed partial class SmtpSession : IAsyncDisposable
 
     /// <summary>
     /// The one place that waits for the client: flushes pending replies first (pipelining), then reads
-    /// with the timeout of the current phase. Shutdown cancels the wait only outside a transaction.
+    /// under the deadline of the current phase, armed on the <see cref="TimeoutControl"/>. A deadline
+    /// that passes throws OperationCanceledException (the control says which one it was); an
+    /// interruption (shutdown, shedding) does so only outside a transaction.
     /// </summary>
-    private async ValueTask<ReadResult> ReadAsync(TimeSpan timeout)
+    private async ValueTask<ReadResult> ReadAsync(Deadline kind, DateTimeOffset due)
     {
         if (!_needMoreInput && _reader.TryRead(out var buffered))
         {
@@ -386,19 +472,36 @@ public sealed partial class SmtpSession : IAsyncDisposable
             _reader.AdvanceTo(buffered.Buffer.Start);
         }
         await FlushAsync();
-        if (!_readCts.TryReset())
-        {
-            _readCts.Dispose();
-            _readCts = new CancellationTokenSource();
-        }
-        if (_shutdownRequested && _transaction is null)
+        if (_timeouts.Interrupted && _transaction is null)
         {
             throw new OperationCanceledException();
         }
-        _readCts.CancelAfter(timeout);
-        var result = await _reader.ReadAsync(_readCts.Token);
-        _needMoreInput = false;
-        return result;
+        _timeouts.ArmUntil(kind, due);
+        try
+        {
+            while (true)
+            {
+                var result = await _reader.ReadAsync();
+                if (result.IsCanceled && (_timeouts.Expired != Deadline.None || (_timeouts.Interrupted && _transaction is null)))
+                {
+                    // (What the buffer holds is a partial line or partial data: it never completes now.)
+                    _reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                    var expired = _timeouts.Expired;
+                    throw expired == Deadline.None ? new OperationCanceledException() : new DeadlineExpiredException(expired);
+                }
+                if (!result.IsCanceled || !result.Buffer.IsEmpty)
+                {
+                    _needMoreInput = false;
+                    return result;
+                }
+                // A cancellation meant for an earlier wait, or an interruption a transaction outlives: wait on.
+                _reader.AdvanceTo(result.Buffer.Start);
+            }
+        }
+        finally
+        {
+            _timeouts.Disarm();
+        }
     }
 
     /// <summary>
@@ -410,31 +513,21 @@ public sealed partial class SmtpSession : IAsyncDisposable
     {
         // One deadline for the whole line: a client sending a byte now and then (slowloris) does
         // not get a fresh timeout with each byte.
+        // (The control cuts it at Limits.SessionLifetime: an idle client is not kept past it either.)
         var deadline = _ctx.Time.GetUtcNow() + Options.Limits.CommandTimeout;
-        if (deadline > _sessionEnd)
-        {
-            deadline = _sessionEnd; // Limits.SessionLifetime: an idle client is not kept past it either
-        }
         DateTimeOffset? dropStarted = null;
         while (true)
         {
-            TimeSpan timeout;
+            var (kind, due) = (Deadline.Command, deadline);
             if (_engine.InChunk)
             {
                 dropStarted ??= _ctx.Time.GetUtcNow();
-                _readingData = true;
-                timeout = DataReadTimeout(dropStarted.Value, _engine.ChunkRead);
+                (kind, due) = DataDeadline(dropStarted.Value, _engine.ChunkRead);
             }
-            else
-            {
-                var left = deadline - _ctx.Time.GetUtcNow();
-                timeout = left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1);
-            }
-            var result = await ReadAsync(timeout);
+            var result = await ReadAsync(kind, due);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var step = _engine.Next(ref reader);
-            _readingData = false;
             if (step is EngineStep.NeedMore)
             {
                 // Keep what is unread (a partial line), ask for more.
@@ -455,13 +548,30 @@ public sealed partial class SmtpSession : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone.</summary>
-    private async ValueTask<string?> ReadAuthLineAsync()
+    /// <summary>
+    /// Reads one line in an AUTH exchange (RFC 4954 §4); null when the client has gone. All the
+    /// lines of one exchange share one deadline, Limits.HandshakeTimeout from the AUTH command, and
+    /// a client that stalls in the middle counts as idle since then: a listener at its cap may shed it.
+    /// </summary>
+    private async ValueTask<string?> ReadAuthLineAsync(DateTimeOffset exchangeStarted)
+    {
+        var exchangeEnd = exchangeStarted + Options.Limits.HandshakeTimeout;
+        Volatile.Write(ref _idleSince, exchangeStarted.UtcTicks);
+        try
+        {
+            return await ReadAuthLineUntilAsync(exchangeEnd);
+        }
+        finally
+        {
+            Volatile.Write(ref _idleSince, 0);
+        }
+    }
+
+    private async ValueTask<string?> ReadAuthLineUntilAsync(DateTimeOffset exchangeEnd)
     {
         while (true)
         {
-            var left = _sessionEnd - _ctx.Time.GetUtcNow();
-            var result = await ReadAsync(left < Options.Limits.CommandTimeout ? (left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1)) : Options.Limits.CommandTimeout);
+            var result = await ReadAsync(Deadline.Handshake, exchangeEnd);
             var buffer = result.Buffer;
             var reader = new SequenceReader<byte>(buffer);
             var status = LineReader.TryRead(ref reader, AuthLineLimit, out var line);
@@ -518,6 +628,6 @@ public sealed partial class SmtpSession : IAsyncDisposable
         {
         }
         await _network.DisposeAsync();
-        _readCts.Dispose();
+        _timeouts.Dispose();
     }
 }

@@ -6,7 +6,7 @@ namespace Postern.Server.Storage;
 /// Every call into the C library, declared once. .NET has no API for who a user is, for switching
 /// to one, for a file's owner and group, or for opening a file without following a symbolic link;
 /// <see cref="UnixUser"/>, <see cref="FileStatus"/> and <see cref="FileOwner"/> wrap these for the
-/// rest of the code, and <see cref="Queue.Durability"/> uses open/fsync/close to make a directory
+/// rest of the code, and <see cref="Durability"/> uses open/fsync/close to make a directory
 /// entry durable. The names are libc's, so that man pages find them.
 /// </summary>
 internal static partial class Libc

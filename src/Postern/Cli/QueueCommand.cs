@@ -132,7 +132,7 @@ public static class QueueCommand
             {
                 r.Address,
                 r.Local,
-                Status = s?.Status ?? "pending",
+                Status = (s?.Status ?? RecipientStatus.Pending).Word(),
                 s?.Detail,
                 Attempts = s?.Attempts ?? 0,
                 s?.LastAttempt,
@@ -152,7 +152,7 @@ public static class QueueCommand
             {
                 s.Address,
                 s.Original,
-                s.Status,
+                Status = s.Status.Word(),
                 s.Detail,
                 s.Attempts,
                 s.LastAttempt,
@@ -214,7 +214,7 @@ public static class QueueCommand
     /// what it means and what to do (issue 6; the same words as `postern diag deliver`).
     /// </summary>
     private static Postern.Diagnostics.ReplyExplanation? Interpret(RecipientState? s) =>
-        s is { Status: "deferred" or "bounced", Detail: { Length: > 0 } detail } ? Postern.Diagnostics.ReplyExplainer.Explain(detail) : null;
+        s is { Status: RecipientStatus.Deferred or RecipientStatus.Bounced, Detail: { Length: > 0 } detail } ? Postern.Diagnostics.ReplyExplainer.Explain(detail) : null;
 
     private static void WriteMeaning(TextWriter stdout, string? diagnosis, string? meaning, string? advice)
     {
@@ -230,16 +230,16 @@ public static class QueueCommand
     private static string Explain(RecipientState? s, bool local, bool held, Envelope e, QueueId id, DeliveryOptions o, DateTimeOffset now)
     {
         var expiry = $"the message bounces if still undelivered at {Time(e.Received + o.MaxQueueLifetime)}";
-        switch (s?.Status ?? "pending")
+        switch (s?.Status ?? RecipientStatus.Pending)
         {
-            case "delivered":
+            case RecipientStatus.Delivered:
                 return s!.LastAttempt is { } at ? $"delivered at {Time(at)}" : "delivered";
-            case "bounced":
+            case RecipientStatus.Bounced:
                 var when = s!.LastAttempt is { } last ? $"last attempt {Time(last)}; " : "";
                 return s.Notified
                     ? $"{when}failed permanently; the bounce went to {QueueControl.Sender(e)}"
                     : $"{when}failed permanently; the bounce goes to {QueueControl.Sender(e)} when the server next takes the message";
-            case "deferred":
+            case RecipientStatus.Deferred:
                 var failed = local
                     ? $"local delivery failed for now{(s!.LastAttempt is { } l ? $" at {Time(l)}" : "")}"
                     : $"attempt {s!.Attempts}{(s.LastAttempt is { } t ? $" at {Time(t)}" : "")} failed with a temporary error";

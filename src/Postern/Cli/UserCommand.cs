@@ -1,7 +1,7 @@
 using Postern.Server.Accounts;
-using Postern.Server.Queue;
 
 using Postern.Invocation;
+using Postern.Server.Storage;
 
 namespace Postern.Cli;
 

@@ -414,11 +414,11 @@ internal static class SelfServerChecks
                     }
                     messages++;
                     recipients += waiting.Count;
-                    deferred += waiting.Count(r => r.Status == "deferred");
+                    deferred += waiting.Count(r => r.Status == RecipientStatus.Deferred);
                     var m = entry.Message;
                     if (oldest is null || m.Envelope.Received < oldest.Value.Received)
                     {
-                        oldest = (m.Id, m.Envelope.Received, waiting.FirstOrDefault(r => r.Status == "deferred") ?? waiting[0]);
+                        oldest = (m.Id, m.Envelope.Received, waiting.FirstOrDefault(r => r.Status == RecipientStatus.Deferred) ?? waiting[0]);
                     }
                 }
             }

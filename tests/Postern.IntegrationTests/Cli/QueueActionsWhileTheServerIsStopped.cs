@@ -119,7 +119,7 @@ public sealed class QueueActionsWhileTheServerIsStopped : IDisposable
         var state = QueueSeed.State(_data, id)!;
         Assert.All(state.Recipients, r =>
         {
-            Assert.Equal("bounced", r.Status);
+            Assert.Equal(RecipientStatus.Bounced, r.Status);
             Assert.Equal(QueueControl.BounceDetail, r.Detail);
             Assert.False(r.Notified);
         });

@@ -59,7 +59,7 @@ internal static class QueueSeed
     {
         foreach (var r in s.Recipients.Where(r => !r.Local))
         {
-            r.Status = "deferred";
+            r.Status = RecipientStatus.Deferred;
             r.Attempts = attempts;
             r.LastAttempt = next - TimeSpan.FromMinutes(5);
             r.NextAttempt = next;

@@ -34,12 +34,12 @@ public sealed class QueueShowAndSummary : IDisposable
         var next = DateTimeOffset.UtcNow.AddMinutes(20);
         var id = QueueSeed.Message(_data, "alice@example.test", ["carol@peer.test", "dave@peer.test", "bob@example.test"], received, s =>
         {
-            s.Recipients[0].Status = "deferred";
+            s.Recipients[0].Status = RecipientStatus.Deferred;
             s.Recipients[0].Attempts = 3;
             s.Recipients[0].LastAttempt = received.AddMinutes(25);
             s.Recipients[0].NextAttempt = next;
             s.Recipients[0].Detail = "451 4.7.1 greylisted, try again later";
-            s.Recipients[1].Status = "bounced";
+            s.Recipients[1].Status = RecipientStatus.Bounced;
             s.Recipients[1].LastAttempt = received.AddMinutes(1);
             s.Recipients[1].Detail = "550 5.1.1 no such user";
         });
@@ -114,7 +114,7 @@ public sealed class QueueShowAndSummary : IDisposable
             id = (await c.CommandAsync("From: app@origin.test\r\nSubject: listed\r\nMessage-ID: <l1@origin.test>\r\n\r\nhello\r\n.", 250)).Split(' ')[^1];
         }
         await server.WaitForLogAsync("event=delivery", $"queue_id={id}", "status=deferred", "blocked using zen.spamhaus.org");
-        await QueueSeed.WaitForAsync(() => QueueSeed.State(server.DataDir, new QueueId(id))?.Recipients[0].Status == "deferred", "the deferral in queue/state");
+        await QueueSeed.WaitForAsync(() => QueueSeed.State(server.DataDir, new QueueId(id))?.Recipients[0].Status == RecipientStatus.Deferred, "the deferral in queue/state");
 
         using var cli = PosternCli.WithConfig(dataDirectory: server.DataDir);
         var show = await cli.RunAsync("queue", "show", id);
@@ -138,10 +138,10 @@ public sealed class QueueShowAndSummary : IDisposable
         QueueSeed.Message(_data, "alice@example.test", ["erin@other.test"], now.AddMinutes(-7));
         QueueSeed.Message(_data, "alice@example.test", ["frank@peer.test", "bob@example.test"], now.AddHours(-3), s =>
         {
-            s.Recipients[0].Status = "deferred";
-            s.Recipients[1].Status = "delivered"; // delivered: no longer counted
+            s.Recipients[0].Status = RecipientStatus.Deferred;
+            s.Recipients[1].Status = RecipientStatus.Delivered; // delivered: no longer counted
         });
-        QueueSeed.Message(_data, "alice@example.test", ["gina@peer.test", "hank@Other.Test"], now.AddDays(-2), s => s.Recipients[0].Status = "bounced");
+        QueueSeed.Message(_data, "alice@example.test", ["gina@peer.test", "hank@Other.Test"], now.AddDays(-2), s => s.Recipients[0].Status = RecipientStatus.Bounced);
         using var cli = PosternCli.WithConfig(dataDirectory: _data);
 
         var text = await cli.RunAsync("queue", "summary");
@@ -180,8 +180,8 @@ public sealed class QueueShowAndSummary : IDisposable
         var active = QueueSeed.Message(_data, "alice@example.test", ["carol@peer.test"]);
         var deferred = QueueSeed.Message(_data, "alice@example.test", ["dave@peer.test", "bob@example.test"], state: s =>
         {
-            s.Recipients[0].Status = "deferred";
-            s.Recipients[1].Status = "delivered";
+            s.Recipients[0].Status = RecipientStatus.Deferred;
+            s.Recipients[1].Status = RecipientStatus.Delivered;
         });
         var held = QueueSeed.Message(_data, "", ["erin@peer.test"], held: true);
         using var cli = PosternCli.WithConfig(dataDirectory: _data);

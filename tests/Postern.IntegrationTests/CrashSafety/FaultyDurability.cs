@@ -1,5 +1,5 @@
 using Microsoft.Win32.SafeHandles;
-using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.IntegrationTests.CrashSafety;
 

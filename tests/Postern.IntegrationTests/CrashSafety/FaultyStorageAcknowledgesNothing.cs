@@ -1,6 +1,7 @@
 using System.Text;
 using Postern.IntegrationTests.Infrastructure;
 using Postern.Server.Queue;
+using Postern.Server.Storage;
 
 namespace Postern.IntegrationTests.CrashSafety;
 
@@ -168,9 +169,9 @@ public sealed class FaultyStorageAcknowledgesNothing
         var id = new QueueId(reply[(reply.LastIndexOf(' ') + 1)..].Trim());
 
         var deadline = Environment.TickCount64 + 10_000;
-        while (server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status != "deferred")
+        while (server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status != RecipientStatus.Deferred)
         {
-            Assert.True(Environment.TickCount64 < deadline, $"{id} was never deferred; state: {server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status ?? "none"}\nLog:\n{server.Logs}");
+            Assert.True(Environment.TickCount64 < deadline, $"{id} was never deferred; state: {server.Server.Spool.ReadState(id)?.Recipients.SingleOrDefault()?.Status.Word() ?? "none"}\nLog:\n{server.Logs}");
             await Task.Delay(20);
         }
         Assert.True(storage.Injected > 0, $"the {fault} fault was never reached");

@@ -112,8 +112,8 @@ public sealed class KilledDuringDeliveryForgetsNothing(Xunit.Abstractions.ITestO
                 foreach (var id in ids)
                 {
                     var state = spool.ReadState(id) ?? throw new Xunit.Sdk.XunitException($"{id} has no state file");
-                    Assert.Equal("delivered", state.Recipients.Single(r => r.Address == "carol@peer.test").Status);
-                    Assert.Equal("deferred", state.Recipients.Single(r => r.Address == "dave@dead.test").Status);
+                    Assert.Equal(RecipientStatus.Delivered, state.Recipients.Single(r => r.Address == "carol@peer.test").Status);
+                    Assert.Equal(RecipientStatus.Deferred, state.Recipients.Single(r => r.Address == "dave@dead.test").Status);
                 }
             }
         }

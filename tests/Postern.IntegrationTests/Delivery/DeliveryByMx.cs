@@ -39,7 +39,7 @@ public sealed class DeliveryByMx
             new ListenerOptions { Name = "submissions", Endpoint = "127.0.0.12:0", Role = ListenerRole.Submissions },
         ]);
         var delivery = new DomainDelivery(new MxResolver([dns.Server], TimeSpan.FromSeconds(2)),
-            new SmtpDeliveryClient("out.origin.example", TimeProvider.System, TimeSpan.FromSeconds(10)), peer.MxPort, TimeProvider.System);
+            new SmtpDeliveryClient("out.origin.example", TimeProvider.System, TimeSpan.FromSeconds(10)), peer.MxPort);
 
         var message = await SpoolAsync("alice@example.test", "nobody@example.test");
         var outcomes = await delivery.DeliverAsync(message, "example.test", ["alice@example.test", "nobody@example.test"]);

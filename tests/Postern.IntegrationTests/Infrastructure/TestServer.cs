@@ -1,11 +1,11 @@
 using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Postern.Server.Storage;
 using Postern.Server;
 using Postern.Server.Accounts;
 using Postern.Server.Configuration;
 using Postern.Server.Logging;
-using Postern.Server.Queue;
 
 namespace Postern.IntegrationTests.Infrastructure;
 

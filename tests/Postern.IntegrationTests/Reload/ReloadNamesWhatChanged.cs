@@ -170,4 +170,22 @@ public sealed class ReloadNamesWhatChanged
         await c.SendAsync("Subject: big\r\n\r\n" + string.Concat(Enumerable.Repeat(new string('x', 98) + "\r\n", 50)) + ".\r\n");
         Assert.StartsWith("552 5.3.4", await c.ExpectAsync(552), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AnOpenSessionTakesAReloadedJunkCommandLimitAtItsNextCommand()
+    {
+        await using var t = await TestServer.StartAsync(o => o.Limits.MaxJunkCommands = 100);
+        await using var c = await RawSmtp.OpenAsync(t.MxPort);
+        for (var i = 0; i < 5; i++)
+        {
+            await c.CommandAsync("NOOP", 250);
+        }
+        var o = Copy(t);
+        o.Limits.MaxJunkCommands = 6;
+        Assert.True(t.Server.Reload(o, "test").Ok);
+        // The session was opened under a limit of 100; the engine takes the new one with the next command.
+        await c.CommandAsync("NOOP", 250);
+        Assert.StartsWith("421 4.7.0", await c.CommandAsync("NOOP"), StringComparison.Ordinal);
+        await t.WaitForLogAsync("event=disconnect", "reason=\"too many junk commands\"");
+    }
 }

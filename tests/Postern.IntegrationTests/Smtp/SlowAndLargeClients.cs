@@ -1,5 +1,5 @@
-using System.Diagnostics;
 using System.Text;
+using Microsoft.Extensions.Time.Testing;
 using Postern.IntegrationTests.Infrastructure;
 
 namespace Postern.IntegrationTests.Smtp;
@@ -10,13 +10,16 @@ namespace Postern.IntegrationTests.Smtp;
 /// </summary>
 public sealed class SlowAndLargeClients
 {
-    /// <summary>Sends one byte every <paramref name="every"/> until the server closes; returns how long that took.</summary>
-    private static async Task<(TimeSpan Took, string Reply)> TrickleAsync(RawSmtp c, string text, TimeSpan every, TimeSpan giveUp)
+    /// <summary>
+    /// Sends one byte, then moves the server's clock on by <paramref name="every"/>, until the server
+    /// closes; returns how much of the server's time that took (the deadlines run on that clock).
+    /// </summary>
+    internal static async Task<(TimeSpan Took, string Reply)> TrickleAsync(RawSmtp c, FakeTimeProvider time, string text, TimeSpan every, TimeSpan giveUp)
     {
-        var clock = Stopwatch.StartNew();
+        var start = time.GetUtcNow();
         var reply = c.ReadReplyAsync();
         var i = 0;
-        while (!reply.IsCompleted && clock.Elapsed < giveUp)
+        while (!reply.IsCompleted && time.GetUtcNow() - start < giveUp)
         {
             try
             {
@@ -26,40 +29,45 @@ public sealed class SlowAndLargeClients
             {
                 break;
             }
-            await Task.WhenAny(reply, Task.Delay(every));
+            // A moment for the server to read the byte before its clock moves (it only makes the
+            // server's count lag, which can only make the deadline earlier, never later).
+            await Task.WhenAny(reply, Task.Delay(5));
+            time.Advance(every);
         }
-        Assert.True(reply.IsCompleted || await Task.WhenAny(reply, Task.Delay(5000)) == reply, $"still connected after {clock.Elapsed}");
-        return (clock.Elapsed, await reply);
+        return (time.GetUtcNow() - start, await reply.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Fact]
     public async Task ACommandLineTrickledByteByByteIsCutOffAtTheCommandTimeout()
     {
-        await using var server = await TestServer.StartAsync(o => o.Limits.CommandTimeout = TimeSpan.FromSeconds(2));
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using var server = await TestServer.StartAsync(o => o.Limits.CommandTimeout = TimeSpan.FromSeconds(2), time: time);
         await using var c = await RawSmtp.OpenAsync(server.MxPort);
         // Each byte comes well within the timeout; before, every byte started the timeout again.
-        var (took, reply) = await TrickleAsync(c, "NOOP NOOP NOOP NOOP ", TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(20));
+        var (took, reply) = await TrickleAsync(c, time, "NOOP NOOP NOOP NOOP ", TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(20));
         Assert.StartsWith("421 4.4.2", reply);
-        Assert.True(took < TimeSpan.FromSeconds(15), $"cut off only after {took}");
+        Assert.InRange(took, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(3));
         await server.WaitForLogAsync("event=disconnect", "reason=timeout");
     }
 
     [Fact]
     public async Task MessageDataBelowTheMinimumRateIsCutOff()
     {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         await using var server = await TestServer.StartAsync(o =>
         {
             o.Limits.DataTimeout = TimeSpan.FromSeconds(2);
             o.Limits.MinDataRate = 1000;
-        });
+        }, time: time);
         await using var c = await RawSmtp.OpenAsync(server.MxPort);
         await c.CommandAsync("MAIL FROM:<slow@origin.test>", 250);
         await c.CommandAsync("RCPT TO:<alice@example.test>", 250);
         await c.CommandAsync("DATA", 354);
-        // About 3 octets per 100 ms (30/s): each read comes well within DataTimeout, the rate never reaches 1000/s.
-        var (took, reply) = await TrickleAsync(c, "Subject: slow\r\n", TimeSpan.FromMilliseconds(33), TimeSpan.FromSeconds(30));
+        // One octet per 33 ms (30/s): each read comes well within DataTimeout, the rate never reaches 1000/s.
+        // The deadline: DataTimeout plus one second per 1000 octets, about 2.07 s.
+        var (took, reply) = await TrickleAsync(c, time, "Subject: slow\r\n", TimeSpan.FromMilliseconds(33), TimeSpan.FromSeconds(30));
         Assert.StartsWith("421 4.4.2 Message data arrives too slowly", reply);
-        Assert.True(took < TimeSpan.FromSeconds(20), $"cut off only after {took}");
+        Assert.InRange(took, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(2.5));
         await server.WaitForLogAsync("event=disconnect", "reason=\"data too slow\"");
         Assert.Empty(server.Delivered("alice@example.test"));
     }

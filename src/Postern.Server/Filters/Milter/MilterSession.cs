@@ -165,16 +165,19 @@ public sealed class MilterSession : IAsyncDisposable
         _dataSent = false;
         Macros["mail_addr"] = reversePath;
         Macros["mail_mailer"] = "smtp";
-        var verdict = await StageAsync("mail", MilterStage.Mail, MilterCommand.Mail, MilterSteps.NoMail, MilterSteps.NoReplyMail, f =>
-        {
-            f.CString($"<{reversePath}>");
-            foreach (var p in parameters)
-            {
-                f.CString(p);
-            }
-        }, Options.CommandTimeout, cancellationToken);
+        var verdict = await StageAsync("mail", MilterStage.Mail, MilterCommand.Mail, MilterSteps.NoMail, MilterSteps.NoReplyMail, PathAndParameters(reversePath, parameters), Options.CommandTimeout, cancellationToken);
         return MessageLevel(verdict);
     }
+
+    /// <summary>MAIL and RCPT frames alike: the path in angle brackets, then each ESMTP parameter, each NUL-terminated.</summary>
+    private static Action<MilterFrame> PathAndParameters(string path, IReadOnlyList<string> parameters) => f =>
+    {
+        f.CString($"<{path}>");
+        foreach (var p in parameters)
+        {
+            f.CString(p);
+        }
+    };
 
     /// <summary>
     /// RCPT TO (SMFIC_RCPT): the forward path without angle brackets and its parameters. A Reject or
@@ -189,14 +192,7 @@ public sealed class MilterSession : IAsyncDisposable
         RequireTransaction();
         Macros["rcpt_addr"] = forwardPath;
         Macros["rcpt_mailer"] = "smtp";
-        var verdict = await StageAsync("rcpt", MilterStage.Rcpt, MilterCommand.Rcpt, MilterSteps.NoRcpt, MilterSteps.NoReplyRcpt, f =>
-        {
-            f.CString($"<{forwardPath}>");
-            foreach (var p in parameters)
-            {
-                f.CString(p);
-            }
-        }, Options.CommandTimeout, cancellationToken);
+        var verdict = await StageAsync("rcpt", MilterStage.Rcpt, MilterCommand.Rcpt, MilterSteps.NoRcpt, MilterSteps.NoReplyRcpt, PathAndParameters(forwardPath, parameters), Options.CommandTimeout, cancellationToken);
         return MessageLevel(verdict);
     }
 

@@ -1,8 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using Postern.Server.Storage;
 
-namespace Postern.Server.Queue;
+namespace Postern.Server.Storage;
 
 /// <summary>
 /// The seam through which everything that must reach stable storage goes (STYLE principle 6).
